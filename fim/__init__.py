@@ -1,0 +1,1 @@
+"""fim: everything about fill-in-the-middle completion that does not know about LSP."""

@@ -1,0 +1,185 @@
+"""A headless LSP client for the daemon: start it, open files, ask for completions.
+
+It speaks to ``fim-lsp serve`` over stdio exactly as an editor does, and is what the
+one-shot ``fim-lsp complete``, the demo and the benchmarks are built on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+LANGUAGE_IDS = {
+    ".py": "python",
+    ".js": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".go": "go",
+    ".rs": "rust",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".java": "java",
+    ".lua": "lua",
+}
+
+
+def language_id_for(path: Path | str) -> str:
+    return LANGUAGE_IDS.get(Path(path).suffix.lower(), "plaintext")
+
+
+def client_capabilities() -> types.ClientCapabilities:
+    """What an editor with inline completion declares (pytest-lsp's presets lack it)."""
+    return types.ClientCapabilities(
+        general=types.GeneralClientCapabilities(position_encodings=[types.PositionEncodingKind.Utf16]),
+        text_document=types.TextDocumentClientCapabilities(
+            synchronization=types.TextDocumentSyncClientCapabilities(dynamic_registration=False),
+            inline_completion=types.InlineCompletionClientCapabilities(dynamic_registration=False),
+            completion=types.CompletionClientCapabilities(),
+        ),
+        window=types.WindowClientCapabilities(work_done_progress=True),
+        workspace=types.WorkspaceClientCapabilities(configuration=False),
+    )
+
+
+@dataclass
+class DaemonClient:
+    """One running daemon and the documents opened in it."""
+
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "lsp_server", "serve"])
+    initialization_options: dict[str, Any] = field(default_factory=dict)
+    client: LanguageClient = field(default_factory=lambda: LanguageClient("fim-lsp-harness", "0.1"))
+    versions: dict[str, int] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    messages: list[types.ShowMessageParams] = field(default_factory=list)
+
+    async def start(self, env: dict[str, str] | None = None) -> None:
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def on_message(params: types.ShowMessageParams) -> None:
+            self.messages.append(params)
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        def on_log(_params: types.LogMessageParams) -> None:
+            pass
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def on_progress_create(_params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def on_progress(_params: types.ProgressParams) -> None:
+            pass
+
+        await self.client.start_io(*self.command, env={**os.environ, **(env or {})})
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=client_capabilities(),
+                process_id=os.getpid(),
+                initialization_options=self.initialization_options,
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+
+    async def status(self) -> dict[str, Any]:
+        result = await self.client.protocol.send_request_async("fim/status", {})
+        return _plain(result)
+
+    async def wait_ready(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Wait until the model is loaded (or failed); returns the last status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.status()
+            if status.get("state") in ("ready", "error") or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.1)
+
+    def open(self, uri: str, text: str, language_id: str) -> None:
+        self.versions[uri] = 1
+        self.texts[uri] = text
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(uri=uri, language_id=language_id, version=1, text=text)
+            )
+        )
+
+    def change(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """Send one incremental edit; the caller keeps its own copy of the text."""
+        self.versions[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(*start), types.Position(*end)), text=text
+                    )
+                ],
+            )
+        )
+
+    def replace_all(self, uri: str, text: str) -> None:
+        self.versions[uri] += 1
+        self.texts[uri] = text
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    async def inline(
+        self, uri: str, line: int, character: int, *, invoked: bool = True
+    ) -> types.InlineCompletionList | None:
+        kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(trigger_kind=kind),
+            )
+        )
+        if isinstance(result, list):
+            return types.InlineCompletionList(items=result)
+        return result
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), timeout=10)
+            self.client.exit(None)
+        except Exception:
+            pass
+        try:
+            await asyncio.wait_for(self.client.stop(), timeout=10)
+        except Exception:
+            server = getattr(self.client, "_server", None)
+            if server is not None and server.returncode is None:
+                server.kill()
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands custom results over as namedtuple-like objects; make them dicts."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    return value
+
+
+def insert_text_of(result: types.InlineCompletionList | None) -> tuple[str, types.Range | None]:
+    if not result or not result.items:
+        return "", None
+    item = result.items[0]
+    text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+    return text, item.range

@@ -1,0 +1,1 @@
+"""lsp_server: the fim-lsp daemon (pygls) and the ``fim-lsp`` command line."""

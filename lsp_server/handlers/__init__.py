@@ -1,0 +1,1 @@
+"""Thin LSP handlers, one module per concern; the logic lives beside them."""

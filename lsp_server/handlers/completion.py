@@ -1,0 +1,88 @@
+"""``textDocument/inlineCompletion`` and ``textDocument/completion`` (event loop).
+
+The handler only converts between LSP and the completion service. An inline item's
+range covers the word typed so far and its ``insertText`` repeats that word, because
+editors insert an empty-range item after the typed text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from fim.positions import position_of
+from lsp_server.completion import Outcome
+
+if TYPE_CHECKING:
+    from lsp_server.server import FimServer
+
+log = logging.getLogger(__name__)
+ACCEPT_COMMAND = "fim-lsp.accept"
+
+
+async def _outcome(ls: FimServer, uri: str, position: types.Position, invoked: bool) -> Outcome | None:
+    doc = ls.documents.get(uri)
+    if doc is None:
+        ls.completions.last_reason = f"document {uri} is not open"
+        return None
+    located = doc.offset_at(position.line, position.character, ls.encoding)
+    return await ls.completions.complete(doc, located, invoked=invoked)
+
+
+def _range(ls: FimServer, uri: str, outcome: Outcome) -> types.Range:
+    doc = ls.documents[uri]
+    encoding = ls.encoding
+    start = position_of(doc.text, outcome.cursor - len(outcome.typed_word), encoding, doc.starts)
+    end = position_of(doc.text, outcome.cursor, encoding, doc.starts)
+    return types.Range(types.Position(*start), types.Position(*end))
+
+
+def register(server: FimServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: FimServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        uri = params.text_document.uri
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        try:
+            outcome = await _outcome(ls, uri, params.position, invoked)
+        except asyncio.CancelledError:
+            raise
+        if outcome is None or not outcome.text or uri not in ls.documents:
+            return types.InlineCompletionList(items=[])
+        item = types.InlineCompletionItem(
+            insert_text=outcome.typed_word + outcome.text,
+            range=_range(ls, uri, outcome),
+            command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[uri, outcome.text]),
+        )
+        ls.completions.counters.suggested += 1
+        if outcome.source == "model" and ls.config.speculative:
+            # llama.vim's idea: while the user reads the suggestion, compute the next one
+            # for the state after accepting it; any edit cancels this.
+            doc = ls.documents[uri]
+            asyncio.ensure_future(ls.completions.speculate(doc, outcome.cursor, outcome.text))
+        return types.InlineCompletionList(items=[item])
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[], resolve_provider=False),
+    )
+    async def completion(ls: FimServer, params: types.CompletionParams) -> types.CompletionList:
+        uri = params.text_document.uri
+        outcome = await _outcome(ls, uri, params.position, invoked=True)
+        if outcome is None or not outcome.text or uri not in ls.documents:
+            return types.CompletionList(is_incomplete=True, items=[])
+        new_text = outcome.typed_word + outcome.text
+        first_line = new_text.split("\n", 1)[0].strip() or new_text.strip()
+        item = types.CompletionItem(
+            label=first_line[:80],
+            kind=types.CompletionItemKind.Text,
+            detail="fim-lsp",
+            filter_text=outcome.typed_word or None,
+            text_edit=types.TextEdit(range=_range(ls, uri, outcome), new_text=new_text),
+            insert_text_format=types.InsertTextFormat.PlainText,
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])
