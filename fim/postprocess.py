@@ -26,10 +26,7 @@ class StreamFilter:
             return "\n" in stripped
         lines = text.split("\n")
         block = self.context.block_indent or ""
-        for line in lines[1:-1]:
-            if line.strip() and len(line) - len(line.lstrip()) <= len(block):
-                return True
-        return False
+        return any(line.strip() and len(line) - len(line.lstrip()) <= len(block) for line in lines[1:-1])
 
     def finish(self, text: str) -> str:
         if self.mode is Mode.NONE:

@@ -140,7 +140,11 @@ class DaemonClient:
     async def inline(
         self, uri: str, line: int, character: int, *, invoked: bool = True
     ) -> types.InlineCompletionList | None:
-        kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+        kind = (
+            types.InlineCompletionTriggerKind.Invoked
+            if invoked
+            else types.InlineCompletionTriggerKind.Automatic
+        )
         result = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
@@ -148,9 +152,9 @@ class DaemonClient:
                 context=types.InlineCompletionContext(trigger_kind=kind),
             )
         )
-        if isinstance(result, list):
-            return types.InlineCompletionList(items=result)
-        return result
+        if result is None or isinstance(result, types.InlineCompletionList):
+            return result
+        return types.InlineCompletionList(items=list(result))
 
     async def stop(self) -> None:
         try:

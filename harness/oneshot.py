@@ -50,7 +50,8 @@ async def _run(path: Path, line: int, column: int, model: str | None, show_stats
         status = await client.status()
         stats = status.get("lastRequest") or {}
         summary = (
-            f"{elapsed:.0f} ms; reused {stats.get('tokens_reused')}, evaluated {stats.get('tokens_evaluated')}, "
+            f"{elapsed:.0f} ms; reused {stats.get('tokens_reused')}, "
+            f"evaluated {stats.get('tokens_evaluated')}, "
             f"generated {stats.get('tokens_generated')}; "
             f"{status.get('lastNoSuggestionReason') if not insert else 'mode ' + str(status.get('lastMode'))}"
         )
@@ -59,5 +60,7 @@ async def _run(path: Path, line: int, column: int, model: str | None, show_stats
         await client.stop()
 
 
-def complete_file(path: Path, line: int, column: int, *, model: str | None = None, show_stats: bool = False) -> OneShotResult:
+def complete_file(
+    path: Path, line: int, column: int, *, model: str | None = None, show_stats: bool = False
+) -> OneShotResult:
     return asyncio.run(_run(path, line, column, model, show_stats))

@@ -23,7 +23,11 @@ def _serve(args: argparse.Namespace) -> int:
     handlers: list[logging.Handler] = [console]
     if args.log_file:
         handlers.append(logging.FileHandler(args.log_file))
-    logging.basicConfig(level=logging.DEBUG, handlers=handlers, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG,
+        handlers=handlers,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     logging.getLogger("pygls").setLevel(logging.WARNING)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     logging.getLogger("fim").setLevel(logging.INFO)
@@ -34,7 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
     server = create_server(cli_overrides=overrides)
     if args.tcp is not None:
         if args.host not in ("127.0.0.1", "localhost", "::1"):
-            logging.getLogger("lsp_server").warning("listening on %s: reachable from other machines", args.host)
+            logging.getLogger("lsp_server").warning(
+                "listening on %s: reachable from other machines", args.host
+            )
         server.start_tcp(args.host, args.tcp)
     else:
         server.start_io()
@@ -49,7 +55,10 @@ def _complete(args: argparse.Namespace) -> int:
         line_text, col_text = args.position.split(":", 1)
         line, column = int(line_text), int(col_text)
     except ValueError:
-        print(f"fim-lsp complete: position must be LINE:COL (1-based), got {args.position!r}", file=sys.stderr)
+        print(
+            f"fim-lsp complete: position must be LINE:COL (1-based), got {args.position!r}",
+            file=sys.stderr,
+        )
         return 2
     path = Path(args.file)
     if not path.is_file():
@@ -98,18 +107,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fim-lsp", description="Local fill-in-the-middle code completion over LSP.")
+    parser = argparse.ArgumentParser(
+        prog="fim-lsp", description="Local fill-in-the-middle code completion over LSP."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on a TCP port instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="address for --tcp (default 127.0.0.1)")
     serve.add_argument("--model", help="registry name or .gguf path (overrides the client's setting)")
-    serve.add_argument("--allow-download", action="store_true", help="fetch a registry model if it is not cached")
+    serve.add_argument(
+        "--allow-download", action="store_true", help="fetch a registry model if it is not cached"
+    )
     serve.add_argument("--log-file", help="also write logs to this file")
     serve.set_defaults(run=_serve)
 
-    complete = commands.add_parser("complete", help="one completion at FILE LINE:COL (1-based), printed to stdout")
+    complete = commands.add_parser(
+        "complete", help="one completion at FILE LINE:COL (1-based), printed to stdout"
+    )
     complete.add_argument("file")
     complete.add_argument("position", metavar="LINE:COL")
     complete.add_argument("--model", default=None)
@@ -125,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=None)
     demo.set_defaults(run=_demo)
 
-    commands.add_parser("bench", help="benchmarks: engine, context, latency, quality (see fim-lsp bench -h)", add_help=False)
+    commands.add_parser(
+        "bench",
+        help="benchmarks: engine, context, latency, quality (see fim-lsp bench -h)",
+        add_help=False,
+    )
     return parser
 
 

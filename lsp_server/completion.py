@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,7 +19,6 @@ from fim.context import Budgets, CompletionContext, Document, Mode, build_contex
 from fim.engine import CompletionRequest, CompletionStats, SamplingConfig
 from fim.positions import PositionEncoding
 from fim.postprocess import StreamFilter
-
 from lsp_server.config import Config
 from lsp_server.model_host import ModelHost
 from lsp_server.scheduler import Cancelled, Scheduler
@@ -75,6 +75,13 @@ class CompletionService:
     _speculative_keys: set[tuple[Any, ...]] = field(default_factory=set)
     _suggestions: dict[str, Suggestion] = field(default_factory=dict)
     _latest: dict[str, int] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine without awaiting it, keeping a reference until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ helpers
     def language_enabled(self, language_id: str) -> bool:
@@ -106,7 +113,13 @@ class CompletionService:
         return context.mode
 
     def _cache_key(self, context: CompletionContext, mode: Mode) -> tuple[Any, ...]:
-        return (context.prefix, context.suffix, mode, self.config.max_tokens, self.config.temperature)
+        return (
+            context.prefix,
+            context.suffix,
+            mode,
+            self.config.max_tokens,
+            self.config.temperature,
+        )
 
     def _remember(self, key: tuple[Any, ...], text: str) -> None:
         if not self.config.cache:
@@ -187,10 +200,14 @@ class CompletionService:
         outcome = self._shown(doc, cursor, context, text, "model")
         outcome.stats = stats
         if not text:
-            return self._no(f"the model's output was empty after post-processing ({stats.stop_reason})", cursor)
+            return self._no(
+                f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
+            )
         return outcome
 
-    def _shown(self, doc: Document, cursor: int, context: CompletionContext, text: str, source: str) -> Outcome:
+    def _shown(
+        self, doc: Document, cursor: int, context: CompletionContext, text: str, source: str
+    ) -> Outcome:
         if text:
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], text)
         else:

@@ -96,10 +96,7 @@ class ConfigProblem:
 
 
 def _wire_names() -> dict[str, str]:
-    return {
-        field.encode_name: field.name
-        for field in msgspec.structs.fields(Config)
-    }
+    return {field.encode_name: field.name for field in msgspec.structs.fields(Config)}
 
 
 def parse(options: Any, base: Config | None = None) -> tuple[Config, list[ConfigProblem]]:

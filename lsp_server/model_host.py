@@ -15,7 +15,6 @@ from typing import Literal
 
 from fim import models
 from fim.engine import Engine, EngineConfig, ModelLoadError
-
 from lsp_server.config import MODEL_FIELDS, Config
 from lsp_server.scheduler import Scheduler
 

@@ -15,7 +15,6 @@ from pygls.lsp.server import LanguageServer
 
 from fim.context import Document
 from fim.positions import PositionEncoding
-
 from lsp_server.completion import CompletionService, encoding_of
 from lsp_server.config import Config
 from lsp_server.model_host import ModelHost

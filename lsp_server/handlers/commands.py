@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from lsprotocol import types
-
 from lsp_server.handlers.completion import ACCEPT_COMMAND
 
 if TYPE_CHECKING:

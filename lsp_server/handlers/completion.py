@@ -63,7 +63,7 @@ def register(server: FimServer) -> None:
             # llama.vim's idea: while the user reads the suggestion, compute the next one
             # for the state after accepting it; any edit cancels this.
             doc = ls.documents[uri]
-            asyncio.ensure_future(ls.completions.speculate(doc, outcome.cursor, outcome.text))
+            ls.completions.background(ls.completions.speculate(doc, outcome.cursor, outcome.text))
         return types.InlineCompletionList(items=[item])
 
     @server.feature(

@@ -41,7 +41,9 @@ async def pull_configuration(ls: FimServer, *, reload: bool = True) -> None:
     try:
         result = await asyncio.wait_for(
             ls.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section=config_module.CONFIG_SECTION)])
+                types.ConfigurationParams(
+                    items=[types.ConfigurationItem(section=config_module.CONFIG_SECTION)]
+                )
             ),
             timeout=5,
         )

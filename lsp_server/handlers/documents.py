@@ -35,7 +35,11 @@ def register(server: FimServer) -> None:
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
-                doc.apply_change(((start.line, start.character), (end.line, end.character)), change.text, ls.encoding)
+                doc.apply_change(
+                    ((start.line, start.character), (end.line, end.character)),
+                    change.text,
+                    ls.encoding,
+                )
             else:
                 doc.apply_change(None, change.text, ls.encoding)
         doc.version = params.text_document.version

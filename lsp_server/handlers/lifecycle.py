@@ -95,7 +95,9 @@ async def load_model(server: FimServer) -> None:
             await progress.create_async(PROGRESS_TOKEN)
             progress.begin(
                 PROGRESS_TOKEN,
-                types.WorkDoneProgressBegin(title="fim-lsp", message=f"loading model {server.config.model} …"),
+                types.WorkDoneProgressBegin(
+                    title="fim-lsp", message=f"loading model {server.config.model} …"
+                ),
             )
         except Exception as error:
             log.info("client refused progress: %s", error)
