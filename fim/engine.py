@@ -44,7 +44,9 @@ BOUNDARY_TOKENS = 4
 
 KV_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
 
-StopReason = Literal["eog", "max_tokens", "time_budget", "callback", "cancelled", "context_full", "error"]
+StopReason = Literal[
+    "eog", "max_tokens", "time_budget", "callback", "cancelled", "context_full", "error", "heal_failed"
+]
 
 
 class ModelLoadError(Exception):
@@ -108,6 +110,10 @@ class CompletionRequest:
     stream_key: str | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     prompt_lookup: bool = True
+    #: Text the user already typed of the current word. It is left out of the prompt (its
+    #: token may merge differently) and the first generated tokens must spell it out; it
+    #: is not part of the result.
+    heal: str = ""
 
 
 @dataclass
@@ -187,7 +193,7 @@ class Engine:
         try:
             self.template = self._detect_template(config.fim_order)
         except TemplateError as error:
-            llama.llama_model_free(self._model)
+            self._release_model()
             raise ModelLoadError(f"{path}: {error}") from error
 
         self.n_threads = config.n_threads or physical_cores()
@@ -205,7 +211,7 @@ class Engine:
             llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if config.flash_attn else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         if config.kv_cache_type not in KV_TYPES:
-            llama.llama_model_free(self._model)
+            self._release_model()
             raise ModelLoadError(
                 f"kv cache type {config.kv_cache_type!r}: expected one of {sorted(KV_TYPES)}"
             )
@@ -216,7 +222,7 @@ class Engine:
         self._abort_callback = llama.ggml_abort_callback(self._should_abort)
         self._ctx = llama.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
-            llama.llama_model_free(self._model)
+            self._release_model()
             raise ModelLoadError(
                 f"{path}: could not create a context of {config.n_ctx} tokens (not enough memory?)"
             )
@@ -227,12 +233,18 @@ class Engine:
         self._batch = llama.llama_batch_init(self._batch_capacity, 0, self.n_seq)
         self._piece_buffer = ctypes.create_string_buffer(256)
         self._eog_cache: dict[int, bool] = {}
+        self._pieces_index: dict[int, list[tuple[int, bytes]]] | None = None
         # What each sequence holds, position by position.
         self._held: dict[int, list[int]] = {seq: [] for seq in range(self.n_seq)}
         self._streams: OrderedDict[str, int] = OrderedDict()
         self.totals = {"requests": 0, "evaluated": 0, "reused": 0, "generated": 0, "cancelled": 0}
         self.model_path = str(path)
         self.model_description = self._model_description()
+
+    def _release_model(self) -> None:
+        if self._model:
+            llama.llama_model_free(self._model)
+        self._model = None
 
     # ------------------------------------------------------------------ vocabulary
     def _detect_template(self, order: Order | None) -> ResolvedTemplate:
@@ -363,8 +375,14 @@ class Engine:
         return True
 
     def _sync_after_failure(self) -> None:
-        """After an aborted decode, believe llama.cpp about what each sequence holds."""
+        """After a failed or aborted decode, drop its half-computed cells.
+
+        llama.cpp rolls back a failed micro-batch for only one of the sequences a token
+        belongs to, and an aborted compute leaves incomplete values, so every sequence is
+        cut back to what we know was evaluated.
+        """
         for seq, held in self._held.items():
+            llama.llama_memory_seq_rm(self._memory, seq, len(held), -1)
             valid = llama.llama_memory_seq_pos_max(self._memory, seq) + 1
             if valid < len(held):
                 del held[valid:]
@@ -551,24 +569,33 @@ class Engine:
         logits_index = -1
         draft: list[int] = []
         history = list(prompt)
+        healing = request.heal.encode("utf-8")
         try:
             while True:
                 if cancel.is_set():
                     stats.stop_reason, stats.cancelled_in = "cancelled", "decode"
                     return
-                # Accept the sampled token, then any draft tokens the model agrees with.
-                token = int(llama.llama_sampler_sample(sampler, self._ctx, logits_index))
-                accepted = [token]
-                for index, proposed in enumerate(draft):
-                    if proposed != token:
-                        break
-                    token = int(llama.llama_sampler_sample(sampler, self._ctx, index + 1))
-                    accepted.append(token)
-                    stats.tokens_draft_accepted += 1
-                if draft:
-                    # Cells past the last verified draft token hold rejected guesses.
-                    keep = len(work) - len(draft) + len(accepted) - 1
-                    self._truncate(WORK_SEQ, keep)
+                if healing:
+                    # Token healing: the first tokens must spell the word the user typed.
+                    token = self._heal_pick(logits_index, healing)
+                    if token is None:
+                        stats.stop_reason = "heal_failed"
+                        return
+                    accepted = [token]
+                else:
+                    # Accept the sampled token, then any draft tokens the model agrees with.
+                    token = int(llama.llama_sampler_sample(sampler, self._ctx, logits_index))
+                    accepted = [token]
+                    for index, proposed in enumerate(draft):
+                        if proposed != token:
+                            break
+                        token = int(llama.llama_sampler_sample(sampler, self._ctx, index + 1))
+                        accepted.append(token)
+                        stats.tokens_draft_accepted += 1
+                    if draft:
+                        # Cells past the last verified draft token hold rejected guesses.
+                        keep = len(work) - len(draft) + len(accepted) - 1
+                        self._truncate(WORK_SEQ, keep)
                 for token in accepted:
                     if stats.tokens_generated == 0:
                         stats.first_token_ms = (time.perf_counter() - started) * 1000
@@ -577,7 +604,11 @@ class Engine:
                         return
                     stats.tokens_generated += 1
                     history.append(token)
-                    text.push(self.piece(token))
+                    piece = self.piece(token)
+                    if healing:
+                        consumed = min(len(healing), len(piece))
+                        healing, piece = healing[consumed:], piece[consumed:]
+                    text.push(piece)
                     if on_text is not None and on_text(text.text):
                         stats.stop_reason = "callback"
                         return
@@ -591,7 +622,7 @@ class Engine:
                     stats.stop_reason = "context_full"
                     return
                 last = accepted[-1]
-                draft = self._draft(history) if use_lookup else []
+                draft = self._draft(history) if use_lookup and not healing else []
                 room = request.max_tokens - stats.tokens_generated
                 draft = draft[: max(0, min(len(draft), room - 1))]
                 stats.tokens_drafted += len(draft)
@@ -614,6 +645,28 @@ class Engine:
                 logits_index = 0
         finally:
             stats.decode_ms = (time.perf_counter() - decode_started) * 1000
+
+    def _pieces_by_first_byte(self) -> dict[int, list[tuple[int, bytes]]]:
+        if self._pieces_index is None:
+            index: dict[int, list[tuple[int, bytes]]] = {}
+            for token in range(llama.llama_vocab_n_tokens(self._vocab)):
+                piece = self.piece(token)
+                if piece and not self.is_stop_token(token):
+                    index.setdefault(piece[0], []).append((token, piece))
+            self._pieces_index = index
+        return self._pieces_index
+
+    def _heal_pick(self, logits_index: int, remaining: bytes) -> int | None:
+        """The most likely token that agrees with the text still to be spelled out."""
+        candidates = [
+            token
+            for token, piece in self._pieces_by_first_byte().get(remaining[0], ())
+            if remaining.startswith(piece) or piece.startswith(remaining)
+        ]
+        if not candidates:
+            return None
+        logits = llama.llama_get_logits_ith(self._ctx, logits_index)
+        return max(candidates, key=lambda token: float(logits[token]))
 
     # ------------------------------------------------------------------ idle work
     def warm_stream(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
@@ -661,8 +714,7 @@ class Engine:
             llama.llama_free(self._ctx)
             self._ctx = None
         if getattr(self, "_model", None):
-            llama.llama_model_free(self._model)
-            self._model = None
+            self._release_model()
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order varies
         with contextlib.suppress(Exception):

@@ -10,7 +10,12 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import faulthandler
+
     from lsp_server.server import create_server
+
+    # A crash inside llama.cpp should leave a Python stack on stderr, not just a signal.
+    faulthandler.enable()
 
     overrides = {}
     if args.model:

@@ -221,8 +221,12 @@ class CompletionService:
         assert engine is not None
         config = self.config
         stream_filter = StreamFilter(context, mode=mode)
+        # Token healing: the typed part of the word is generated, not prompted, so that
+        # "return num" can become "number" rather than the variable "num".
+        heal = context.typed_word if context.prefix.endswith(context.typed_word) else ""
         request = CompletionRequest(
-            prefix=context.prefix,
+            prefix=context.prefix[: len(context.prefix) - len(heal)],
+            heal=heal,
             suffix=context.suffix,
             max_tokens=config.max_tokens_multiline if mode is Mode.MULTI_LINE else config.max_tokens,
             time_budget_ms=config.time_budget_ms,

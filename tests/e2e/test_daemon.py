@@ -1,0 +1,291 @@
+"""End to end over real LSP (pytest-lsp) against the real 0.5B model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.conftest import SERVER, start, status, wait_state
+
+URI = "file:///tmp/fim-e2e/numbers.py"
+SOURCE = '''def is_even(number):
+    """Return True when number is divisible by two."""
+    return num
+'''
+# Line 2 ends with "return num"; the cursor goes after "num".
+CURSOR = types.Position(line=2, character=14)
+
+
+def open_doc(client: LanguageClient, text: str = SOURCE, uri: str = URI) -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
+
+
+def inline_params(
+    position: types.Position, uri: str = URI, invoked: bool = False
+) -> types.InlineCompletionParams:
+    kind = (
+        types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    )
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+def insert_char(client: LanguageClient, version: int, position: types.Position, char: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(position, position), text=char)
+            ],
+        )
+    )
+
+
+def items_of(result: types.InlineCompletionList | list | None) -> list[types.InlineCompletionItem]:
+    if result is None:
+        return []
+    return list(result.items if isinstance(result, types.InlineCompletionList) else result)
+
+
+async def test_initialize_advertises_inline_completion(raw_client: LanguageClient) -> None:
+    result = await start(raw_client)
+    caps = result.capabilities
+    assert caps.inline_completion_provider is not None and caps.inline_completion_provider is not False
+    assert caps.completion_provider is not None
+    sync = caps.text_document_sync
+    assert isinstance(sync, types.TextDocumentSyncOptions)
+    assert sync.change == types.TextDocumentSyncKind.Incremental
+    await wait_state(raw_client)
+
+
+async def test_progress_is_reported_while_the_model_loads(raw_client: LanguageClient) -> None:
+    await start(raw_client)
+    await wait_state(raw_client)
+    reports = raw_client.progress_reports.get("fim-lsp/model")
+    assert reports, "no work-done progress for the model load"
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert "loading model" in (reports[0].message or "")
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+
+
+async def test_inline_completion_is_the_obvious_line(client: LanguageClient) -> None:
+    open_doc(client)
+    result = await client.text_document_inline_completion_async(inline_params(CURSOR))
+    items = items_of(result)
+    assert len(items) == 1
+    item = items[0]
+    assert isinstance(item.insert_text, str)
+    # The range covers the typed "num" and the text repeats it.
+    assert item.range == types.Range(types.Position(2, 11), CURSOR)
+    assert item.insert_text.startswith("number")
+    assert "% 2 == 0" in item.insert_text
+    assert "\n" not in item.insert_text
+
+
+async def test_classic_completion_carries_the_same_text(client: LanguageClient) -> None:
+    open_doc(client)
+    inline = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
+    result = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI), position=CURSOR)
+    )
+    items = result.items if isinstance(result, types.CompletionList) else result
+    assert items and items[0].text_edit is not None
+    assert items[0].text_edit.new_text == inline[0].insert_text
+
+
+async def test_type_through_and_cache_use_no_model_tokens(client: LanguageClient) -> None:
+    open_doc(client)
+    first = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
+    suggestion = first[0].insert_text
+    assert isinstance(suggestion, str) and suggestion.startswith("number")
+    before = await status(client)
+    # The user types "b", the next character of the suggestion ("num" + "b" of "number").
+    insert_char(client, 2, CURSOR, "b")
+    typed = items_of(await client.text_document_inline_completion_async(inline_params(types.Position(2, 15))))
+    after = await status(client)
+    assert typed and typed[0].insert_text == suggestion
+    assert after["counters"]["type_through"] == before["counters"]["type_through"] + 1
+    assert after["engineTotals"]["evaluated"] == before["engineTotals"]["evaluated"]
+    assert after["engineTotals"]["requests"] == before["engineTotals"]["requests"]
+    # Delete the "b": the original prompt again, served from the cache.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=3),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(CURSOR, types.Position(2, 15)), text=""
+                )
+            ],
+        )
+    )
+    again = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
+    last = await status(client)
+    assert again and again[0].insert_text == suggestion
+    assert last["counters"]["cache_hits"] == after["counters"]["cache_hits"] + 1
+    assert last["engineTotals"]["evaluated"] == before["engineTotals"]["evaluated"]
+
+
+LONG_SOURCE = "".join(f"def helper_{i}(value):\n    return value * {i}\n\n\n" for i in range(150))
+
+
+async def test_did_change_cancels_the_request_in_flight(client: LanguageClient) -> None:
+    text = LONG_SOURCE + "def main():\n    "
+    open_doc(client, text)
+    end = types.Position(line=text.count("\n"), character=4)
+    first = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(end)))
+    # Messages are handled in order: once the status answers, the request is in progress.
+    await status(client)
+    await asyncio.sleep(0.2)
+    insert_char(client, 2, end, "r")
+    started = time.monotonic()
+    result = await asyncio.wait_for(first, timeout=60)
+    waited = time.monotonic() - started
+    assert items_of(result) == []
+    current = await status(client)
+    assert current["counters"]["cancelled"] >= 1
+    assert current["engineTotals"]["cancelled"] >= 1
+    # The engine is free again: a request for the new state is answered with text.
+    second = items_of(
+        await client.text_document_inline_completion_async(
+            inline_params(types.Position(end.line, 5), invoked=True)
+        )
+    )
+    assert second and isinstance(second[0].insert_text, str) and second[0].insert_text.startswith("r")
+    print(f"cancel by didChange answered {waited * 1000:.0f} ms after the edit")
+
+
+async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
+    text = LONG_SOURCE + "def main():\n    "
+    open_doc(client, text)
+    end = types.Position(line=text.count("\n"), character=4)
+    msg_id = "cancel-me"
+    # pytest-lsp's send_request_async is a coroutine: a task sends the request now.
+    future = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(end), msg_id=msg_id
+        )
+    )
+    await status(client)  # handled in order: the request has been dispatched
+    await asyncio.sleep(0.2)
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
+    try:
+        result = await asyncio.wait_for(future, timeout=60)
+    except Exception as error:  # RequestCancelled (-32800) is the other correct answer
+        assert "cancel" in str(error).lower()
+    else:
+        assert items_of(result) == []
+    # The generation itself stops too (not just the answer): the engine counts it.
+    deadline = time.monotonic() + 60
+    while (await status(client))["engineTotals"]["cancelled"] < 1:
+        assert time.monotonic() < deadline, "the engine never noticed the cancel"
+        await asyncio.sleep(0.05)
+
+
+async def test_keystroke_storm_is_answered_in_full(client: LanguageClient) -> None:
+    open_doc(client, "")
+    typed = ""
+    pending = []
+    line = "def add(a, b):\n    return a + b\n\n\ndef multiply(a, b):\n    return a * " * 3
+    for version, char in enumerate(line[:200], start=2):
+        lines = typed.split("\n")
+        position = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+        insert_char(client, version, position, char)
+        typed += char
+        lines = typed.split("\n")
+        here = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+        pending.append(
+            asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(here)))
+        )
+        await asyncio.sleep(0.005)
+    results = await asyncio.wait_for(asyncio.gather(*pending, return_exceptions=True), timeout=180)
+    assert len(results) == 200
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors[:3]
+    # The final state gets a real completion.
+    lines = typed.split("\n")
+    final = items_of(
+        await client.text_document_inline_completion_async(
+            inline_params(types.Position(len(lines) - 1, len(lines[-1])), invoked=True)
+        )
+    )
+    assert final and isinstance(final[0].insert_text, str) and final[0].insert_text.strip()
+
+
+async def test_invalid_setting_is_named_and_defaults_stay(raw_client: LanguageClient) -> None:
+    await start(raw_client, {"nCtx": "lots", "maxTokens": 16, "kvCacheType": "q2"})
+    current = await wait_state(raw_client)
+    messages = " | ".join(m.message for m in raw_client.messages)
+    assert "nCtx" in messages and "kvCacheType" in messages
+    assert current["state"] == "ready"  # the defaults stayed in force
+
+
+async def test_missing_model_is_reported_and_the_daemon_keeps_serving(raw_client: LanguageClient) -> None:
+    await start(raw_client, {"model": "/nonexistent/dir/missing.gguf"})
+    current = await wait_state(raw_client)
+    assert current["state"] == "error"
+    errors = [m for m in raw_client.messages if m.type == types.MessageType.Error]
+    assert len(errors) == 1
+    assert "/nonexistent/dir/missing.gguf" in errors[0].message and "not found" in errors[0].message
+    open_doc(raw_client)
+    result = await raw_client.text_document_inline_completion_async(inline_params(CURSOR))
+    assert items_of(result) == []
+    assert "model is error" in (await status(raw_client))["lastNoSuggestionReason"]
+
+
+async def test_config_change_reloads_another_model(client: LanguageClient, tmp_path) -> None:
+    from fim import models
+
+    other = tmp_path / "same-weights.gguf"
+    os.symlink(models.resolve(models.DEFAULT_MODEL, fetch=False), other)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fimLsp": {"model": str(other)}})
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        current = await status(client)
+        if current["state"] == "ready" and current["modelPath"] == str(other):
+            break
+        assert time.monotonic() < deadline, current
+        await asyncio.sleep(0.1)
+    open_doc(client)
+    items = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
+    assert items and "% 2 == 0" in str(items[0].insert_text)
+
+
+async def test_daemon_exits_when_the_editor_process_dies() -> None:
+    editor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    daemon = subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        body = (
+            '{"jsonrpc":"2.0","id":1,"method":"initialize","params":'
+            f'{{"processId":{editor.pid},"capabilities":{{}},"rootUri":null}}}}'
+        ).encode()
+        assert daemon.stdin is not None
+        daemon.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        daemon.stdin.flush()
+        time.sleep(2)
+        assert daemon.poll() is None, "daemon exited before its editor did"
+        editor.kill()
+        editor.wait()
+        # The pipe stays open: only the watch on processId can end the daemon.
+        daemon.wait(timeout=15)
+        assert daemon.returncode is not None
+    finally:
+        for process in (editor, daemon):
+            if process.poll() is None:
+                process.kill()

@@ -1,0 +1,203 @@
+"""The engine against the real 0.5B model: reuse, cancellation, stops, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fim.engine import (
+    WORK_SEQ,
+    CompletionRequest,
+    Engine,
+    EngineConfig,
+    ModelLoadError,
+    _Utf8Stream,
+)
+
+PREFIX = '''def is_even(number):
+    """Return True when number is divisible by two."""
+    return '''
+SUFFIX = "\n\n\ndef is_odd(number):\n    return not is_even(number)\n"
+LONG_PREFIX = "".join(f"def helper_{i}(value):\n    return value * {i} + {i % 7}\n\n\n" for i in range(60))
+
+
+@pytest.fixture(scope="module")
+def engine(model_path: Path) -> Engine:
+    return Engine(EngineConfig(model_path=str(model_path), n_ctx=4096, n_streams=2))
+
+
+def first_line(text: str) -> bool:
+    return "\n" in text
+
+
+def test_completes_the_obvious_line(engine: Engine) -> None:
+    result = engine.complete(CompletionRequest(PREFIX, SUFFIX, max_tokens=24), on_text=first_line)
+    assert "% 2 == 0" in result.text
+    assert result.stats.stop_reason == "callback"
+    assert result.stats.tokens_generated > 0
+
+
+def test_output_identical_with_and_without_kv_reuse(model_path: Path, engine: Engine) -> None:
+    prompts = [
+        (PREFIX, SUFFIX),
+        (PREFIX + "n", SUFFIX),
+        (PREFIX + "num", SUFFIX),
+        ("# utilities\n" + PREFIX, SUFFIX),
+        (PREFIX, SUFFIX),
+    ]
+    reused = [
+        engine.complete(CompletionRequest(p, s, max_tokens=16, stream_key="doc")).text for p, s in prompts
+    ]
+    fresh = []
+    for p, s in prompts:
+        cold = Engine(EngineConfig(model_path=str(model_path), n_ctx=1024, n_streams=0))
+        try:
+            fresh.append(cold.complete(CompletionRequest(p, s, max_tokens=16)).text)
+        finally:
+            cold.close()
+    assert reused == fresh
+
+
+def test_output_identical_with_and_without_prompt_lookup(engine: Engine) -> None:
+    prefix = LONG_PREFIX[:1500] + "def helper_x(value):\n    return value * "
+    plain = engine.complete(CompletionRequest(prefix, "", max_tokens=40, prompt_lookup=False))
+    drafted = engine.complete(CompletionRequest(prefix, "", max_tokens=40, prompt_lookup=True))
+    assert drafted.text == plain.text
+    assert drafted.stats.tokens_drafted > 0
+
+
+def test_one_character_edit_evaluates_only_the_tail(engine: Engine) -> None:
+    suffix = "\n    return result\n"
+    engine.complete(CompletionRequest(LONG_PREFIX + "x = ", suffix, max_tokens=2, stream_key="edit"))
+    suffix_tokens = len(engine.tokenize(suffix))
+    after = engine.complete(CompletionRequest(LONG_PREFIX + "x = 1", suffix, max_tokens=2, stream_key="edit"))
+    # The changed token(s) at the cursor, then <|fim_suffix|> + suffix + <|fim_middle|>.
+    assert after.stats.tokens_evaluated <= suffix_tokens + 3
+    assert after.stats.tokens_reused >= len(engine.tokenize(LONG_PREFIX)) - 2
+
+
+def test_cursor_jump_back_reuses_the_document_stream(engine: Engine) -> None:
+    doc = LONG_PREFIX
+    engine.complete(CompletionRequest(doc, "", max_tokens=1, stream_key="jump"))
+    cut = doc.index("def helper_30")
+    jumped = engine.complete(CompletionRequest(doc[:cut], doc[cut:][:40], max_tokens=1, stream_key="jump"))
+    assert jumped.stats.reused_from in ("stream", "work")
+    assert jumped.stats.tokens_reused >= len(engine.tokenize(doc[:cut])) - 4
+
+
+def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: Engine) -> None:
+    cancel = threading.Event()
+    long_prompt = LONG_PREFIX * 2
+    chunk = engine.config.prefill_chunk
+
+    def cancel_after_first_chunk() -> None:
+        while engine.held_tokens(WORK_SEQ) < chunk and not cancel.is_set():
+            time.sleep(0.005)
+        cancel.set()
+
+    watcher = threading.Thread(target=cancel_after_first_chunk)
+    watcher.start()
+    result = engine.complete(
+        CompletionRequest(long_prompt, "", max_tokens=8, stream_key="cancel"), cancel=cancel
+    )
+    cancel.set()
+    watcher.join()
+    assert result.stats.stop_reason == "cancelled"
+    assert result.stats.cancelled_in == "prefill"
+    assert result.text == ""
+    kept = engine.held_tokens(WORK_SEQ)
+    assert kept >= chunk
+    assert kept == result.stats.tokens_reused + result.stats.tokens_evaluated
+    # The next request continues from what was evaluated before the cancel.
+    again = engine.complete(CompletionRequest(long_prompt, "", max_tokens=1, stream_key="cancel"))
+    assert again.stats.stop_reason != "cancelled"
+    assert again.stats.tokens_reused >= kept - 1
+
+
+def test_cancel_during_decode_stops_within_a_token(engine: Engine) -> None:
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def stop_after_some(text: str) -> bool:
+        if len(text) > 10 and not cancel.is_set():
+            cancel.set()
+            seen.append(time.perf_counter())
+        return False
+
+    result = engine.complete(
+        CompletionRequest("# a long story\n", "", max_tokens=200), cancel=cancel, on_text=stop_after_some
+    )
+    assert result.stats.stop_reason == "cancelled"
+    assert result.stats.cancelled_in == "decode"
+    assert result.stats.tokens_generated < 200
+    # Still consistent: a normal request works afterwards.
+    assert (
+        "% 2 == 0"
+        in engine.complete(CompletionRequest(PREFIX, SUFFIX, max_tokens=24), on_text=first_line).text
+    )
+
+
+def test_stops_on_max_tokens_and_time_budget(engine: Engine) -> None:
+    capped = engine.complete(CompletionRequest("# a long story\n", "", max_tokens=5))
+    assert capped.stats.stop_reason in ("max_tokens", "eog")
+    assert capped.stats.tokens_generated <= 5
+    timed = engine.complete(
+        CompletionRequest("# another long story\n", "", max_tokens=500, time_budget_ms=50)
+    )
+    assert timed.stats.stop_reason in ("time_budget", "eog")
+    assert timed.stats.tokens_generated < 500
+
+
+def test_split_utf8_is_joined() -> None:
+    stream = _Utf8Stream()
+    encoded = "é🙂".encode()
+    for byte in encoded:
+        stream.push(bytes([byte]))
+    assert stream.finish() == "é🙂"
+    half = _Utf8Stream()
+    half.push("🙂".encode()[:2])
+    assert half.text == ""  # held back until the character is whole
+
+
+def test_multibyte_generation_round_trips(engine: Engine) -> None:
+    prefix = 'greeting = "こんにちは"\nsame = "こんにち'
+    result = engine.complete(CompletionRequest(prefix, '"\n', max_tokens=6))
+    assert "\ufffd" not in result.text
+
+
+def test_missing_model_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not found"):
+        Engine(EngineConfig(model_path=str(tmp_path / "absent.gguf")))
+
+
+def test_corrupt_model_gives_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"this is not a model" * 100)
+    with pytest.raises(ModelLoadError, match="not a GGUF"):
+        Engine(EngineConfig(model_path=str(bad)))
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="could not load"):
+        Engine(EngineConfig(model_path=str(truncated)))
+
+
+def without_fim_tokens(model_path: Path, target: Path) -> Path:
+    """A copy of the real model whose FIM token texts are renamed (same length, same offsets)."""
+    data = bytearray(model_path.read_bytes())
+    for name in (b"<|fim_prefix|>", b"<|fim_suffix|>", b"<|fim_middle|>", b"<|fim_pad|>"):
+        renamed = name.replace(b"fim", b"xim")
+        start = 0
+        while (found := data.find(name, start)) >= 0:
+            data[found : found + len(name)] = renamed
+            start = found + len(name)
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_model_without_fim_tokens_gives_a_clear_error(model_path: Path, tmp_path: Path) -> None:
+    patched = without_fim_tokens(model_path, tmp_path / "no-fim.gguf")
+    with pytest.raises(ModelLoadError, match="no fill-in-the-middle tokens"):
+        Engine(EngineConfig(model_path=str(patched), n_ctx=512))
