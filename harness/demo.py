@@ -38,9 +38,8 @@ async def _session(model: str | None) -> int:
             print(f"model failed to load: {status.get('error')}")
             return 1
         print(f"model ready in {time.perf_counter() - started:.1f} s: {status.get('modelPath')}")
-        print(
-            f"FIM template {status.get('template')} ({status.get('fimOrder')}), {status.get('threads')} threads\n"
-        )
+        template = f"{status.get('template')} ({status.get('fimOrder')})"
+        print(f"FIM template {template}, {status.get('threads')} threads\n")
         uri = DEMO_FILE.as_uri()
         client.open(uri, text, "python")
         for line_number, kept in HOLES:

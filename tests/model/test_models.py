@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_missing_cache_without_download_names_the_pull_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FIM_LSP_CACHE", str(tmp_path))
-    with pytest.raises(models.ModelError, match="fim-lsp model pull qwen2.5-coder-0.5b"):
+    with pytest.raises(models.ModelError, match=re.escape("fim-lsp model pull qwen2.5-coder-0.5b")):
         models.resolve(models.DEFAULT_MODEL, fetch=False)
 
 
