@@ -75,6 +75,7 @@ class CompletionService:
     _speculative_keys: set[tuple[Any, ...]] = field(default_factory=set)
     _suggestions: dict[str, Suggestion] = field(default_factory=dict)
     _latest: dict[str, int] = field(default_factory=dict)
+    _prefix_starts: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -132,6 +133,11 @@ class CompletionService:
     def forget_document(self, uri: str) -> None:
         self._suggestions.pop(uri, None)
         self._latest.pop(uri, None)
+        self._prefix_starts.pop(uri, None)
+
+    def prefix_start(self, uri: str) -> int:
+        """Where the last prompt's prefix started in this document (0 before any)."""
+        return self._prefix_starts.get(uri, 0)
 
     # ------------------------------------------------------------------ type-through
     def _type_through(self, doc: Document, cursor: int) -> str | None:
@@ -161,6 +167,7 @@ class CompletionService:
             return self._no(f"model is {state}{detail}", cursor)
 
         context = self.context_for(doc, cursor)
+        self._prefix_starts[doc.uri] = max(0, context.cursor - len(context.prefix))
         mode = self._mode(context)
         self.last_mode = str(mode)
         if mode is Mode.NONE:

@@ -42,13 +42,18 @@ class Scheduler:
 
     def new_job(self, kind: JobKind, uri: str | None) -> Job:
         job = Job(next(self._numbers), kind, uri)
-        if kind != "load":
+        if kind in ("completion", "speculative"):
             # Only the newest request matters: everything older is stale.
             for other in list(self._active.values()):
                 if other.kind != "load":
                     self._cancel(other)
         self._active[job.number] = job
         return job
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued or running: background work may start."""
+        return not self._active
 
     async def run(self, job: Job, work: Callable[[threading.Event], T]) -> T:
         """Run ``work`` on the inference thread; cancelling the awaiting task cancels it."""
@@ -85,10 +90,6 @@ class Scheduler:
         for job in list(self._active.values()):
             if job.kind in ("speculative", "idle"):
                 self._cancel(job)
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._active)
 
     def shutdown(self) -> None:
         for job in list(self._active.values()):

@@ -17,6 +17,7 @@ from fim.context import Document
 from fim.positions import PositionEncoding
 from lsp_server.completion import CompletionService, encoding_of
 from lsp_server.config import Config
+from lsp_server.idle import IdlePrefill
 from lsp_server.model_host import ModelHost
 from lsp_server.scheduler import Scheduler
 
@@ -34,6 +35,7 @@ class FimServer(LanguageServer):
         self.scheduler = Scheduler()
         self.host = ModelHost(self.scheduler)
         self.completions = CompletionService(self.scheduler, self.host, self.config)
+        self.idle = IdlePrefill(self)
         self.cli_overrides: dict[str, Any] = {}
         self.supports_configuration_pull = False
         self.log_level = logging.INFO

@@ -31,6 +31,7 @@ def status(ls: FimServer) -> dict[str, Any]:
         "engineTotals": dict(engine.totals) if engine else None,
         "positionEncoding": str(ls.encoding),
         "openDocuments": len(ls.documents),
+        "idlePrefillTokens": ls.idle.warmed_tokens,
         **ls.completions.status(),
     }
 

@@ -7,7 +7,6 @@ editors insert an empty-range item after the typed text.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -47,10 +46,8 @@ def register(server: FimServer) -> None:
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        try:
-            outcome = await _outcome(ls, uri, params.position, invoked)
-        except asyncio.CancelledError:
-            raise
+        outcome = await _outcome(ls, uri, params.position, invoked)
+        ls.idle.touch(uri)
         if outcome is None or not outcome.text or uri not in ls.documents:
             return types.InlineCompletionList(items=[])
         item = types.InlineCompletionItem(

@@ -20,6 +20,7 @@ def register(server: FimServer) -> None:
     def did_open(ls: FimServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         ls.documents[item.uri] = Document(item.uri, item.text, item.language_id, item.version)
+        ls.idle.touch(item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -43,6 +44,7 @@ def register(server: FimServer) -> None:
             else:
                 doc.apply_change(None, change.text, ls.encoding)
         doc.version = params.text_document.version
+        ls.idle.touch(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FimServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -50,6 +52,7 @@ def register(server: FimServer) -> None:
         ls.scheduler.cancel_document(uri)
         ls.documents.pop(uri, None)
         ls.completions.forget_document(uri)
+        ls.idle.forget(uri)
         engine = ls.host.engine
         if engine is not None:
             # The engine is used only from the inference thread.

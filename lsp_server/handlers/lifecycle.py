@@ -116,6 +116,8 @@ async def load_model(server: FimServer) -> None:
         progress.end(PROGRESS_TOKEN, types.WorkDoneProgressEnd(message=message))
     if outcome.engine is not None:
         engine = outcome.engine
+        for uri in server.documents:
+            server.idle.touch(uri)
         log.info(
             "model ready: %s (%s), FIM template %s, %s, %d threads",
             engine.model_path,
