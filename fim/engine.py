@@ -453,7 +453,8 @@ class Engine:
         """Reuse the longest cached prefix of ``prompt``; returns the stream's sequence."""
         work = self._held[WORK_SEQ]
         reuse_work = common_prefix_length(work, prompt)
-        stream = self._stream_seq(key) if key is not None and stream_end > 0 else None
+        use_stream = key is not None and stream_end > 0 and self.n_seq > 1
+        stream = self._stream_seq(key) if use_stream and key is not None else None
         reuse_stream = 0
         if stream is not None:
             held = self._held[stream]
@@ -676,7 +677,7 @@ class Engine:
         what was evaluated stays.
         """
         tokens, stream_end = self.template.build(self.tokenize(text), [])
-        if stream_end == 0:
+        if stream_end == 0 or self.n_seq < 2:
             return 0
         tokens = tokens[: stream_end - BOUNDARY_TOKENS]
         if max_tokens is not None:

@@ -145,6 +145,33 @@ def edit_one_character(engine: Engine, budgets: Budgets) -> dict[str, float]:
     }
 
 
+def stream_benefit(with_streams: Engine, without_streams: Engine) -> dict[str, float]:
+    """Cursor jumps and document switches, with and without document streams."""
+    texts = [p.read_text() for p in sorted(FIXTURES.iterdir()) if p.suffix in (".py", ".ts", ".go")][:2]
+    if len(texts) < 2:
+        texts = [(FIXTURES / "stats.py").read_text()] * 2
+    figures: dict[str, float] = {}
+    for label, engine in (("streams", with_streams), ("no_streams", without_streams)):
+        a, b = texts[0], texts[1] + "\n# other file\n"
+        # Jump forward into a file that was evaluated while the user was idle.
+        engine.warm_stream("file:///a", a, threading.Event())
+        cut = a.find("\n", len(a) * 3 // 4)
+        jump = engine.complete(
+            CompletionRequest(a[:cut], a[cut:][:200], max_tokens=1, stream_key="file:///a")
+        )
+        figures[f"jump_{label}_evaluated"] = float(jump.stats.tokens_evaluated)
+        figures[f"jump_{label}_ms"] = jump.stats.first_token_ms
+        # Switch to another document and back.
+        cut_b = b.find("\n", len(b) // 2)
+        engine.complete(CompletionRequest(b[:cut_b], b[cut_b:][:200], max_tokens=1, stream_key="file:///b"))
+        back = engine.complete(
+            CompletionRequest(a[:cut], a[cut:][:200], max_tokens=1, stream_key="file:///a")
+        )
+        figures[f"switch_{label}_evaluated"] = float(back.stats.tokens_evaluated)
+        figures[f"switch_{label}_ms"] = back.stats.first_token_ms
+    return figures
+
+
 def cancellation(engine: Engine, text: str, samples: int, seed: int) -> list[float]:
     rng = random.Random(seed)
     latencies: list[float] = []
@@ -231,6 +258,11 @@ def main(argv: list[str]) -> int:
     figures["suffix_tokens"] = edit["suffix_tokens"]
     figures["suffix_budget"] = defaults.suffix_tokens
 
+    plain = Engine(EngineConfig(model_path=str(path), n_ctx=8192, n_streams=0))
+    streams = stream_benefit(engine, plain)
+    plain.close()
+    figures.update(streams)
+
     latencies = cancellation(engine, source[:6000], args.cancel_samples, args.seed)
     figures["cancel_to_idle_ms_p50"] = statistics.median(latencies) if latencies else 0.0
     figures["cancel_to_idle_ms_max"] = max(latencies) if latencies else 0.0
@@ -266,6 +298,18 @@ def main(argv: list[str]) -> int:
         f"max {figures['cancel_to_idle_ms_max']:.1f} ms over {len(latencies)} cancels "
         f"(one decode step {figures['decode_step_ms']:.0f} ms, "
         f"one prefill chunk {figures['prefill_chunk_ms']:.0f} ms)"
+    )
+    print(
+        f"jump 3/4 into an idle-prefilled file: {streams['jump_streams_evaluated']:.0f} tokens, "
+        f"{streams['jump_streams_ms']:.0f} ms with streams; "
+        f"{streams['jump_no_streams_evaluated']:.0f} tokens, "
+        f"{streams['jump_no_streams_ms']:.0f} ms without"
+    )
+    print(
+        f"switch to another file and back: {streams['switch_streams_evaluated']:.0f} tokens, "
+        f"{streams['switch_streams_ms']:.0f} ms with streams; "
+        f"{streams['switch_no_streams_evaluated']:.0f} tokens, "
+        f"{streams['switch_no_streams_ms']:.0f} ms without"
     )
     print(f"prompt-lookup decode speed-up: {speedup:.2f}x over {cases} cases")
     print(f"load average while measuring: {figures['load_average']}")
