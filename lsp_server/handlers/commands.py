@@ -41,12 +41,14 @@ def register(server: FimServer) -> None:
     def fim_status(ls: FimServer, _params: Any) -> dict[str, Any]:
         return status(ls)
 
+    # pygls resolves a command handler's annotations at run time, when FimServer (imported
+    # for type checking only) does not exist: these handlers take the server as Any.
     @server.command(ACCEPT_COMMAND)
-    def accept(ls: FimServer, *arguments: Any) -> None:
+    def accept(ls: Any, *arguments: Any) -> None:
         ls.completions.counters.accepted += 1
 
     @server.command("fim-lsp.status")
-    def status_command(ls: FimServer, *_arguments: Any) -> dict[str, Any]:
+    def status_command(ls: Any, *_arguments: Any) -> dict[str, Any]:
         return status(ls)
 
     @server.feature("textDocument/didShowCompletion")
