@@ -289,3 +289,21 @@ async def test_daemon_exits_when_the_editor_process_dies() -> None:
         for process in (editor, daemon):
             if process.poll() is None:
                 process.kill()
+
+
+async def test_accept_command_and_notifications_are_counted(client: LanguageClient) -> None:
+    open_doc(client)
+    items = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
+    command = items[0].command
+    assert command is not None and command.command == "fim-lsp.accept"
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=command.command, arguments=command.arguments)
+    )
+    client.protocol.notify("textDocument/didShowCompletion", {"item": {"insertText": "x"}})
+    client.protocol.notify("textDocument/didPartiallyAcceptCompletion", {"item": {"insertText": "x"}})
+    current = await status(client)
+    counters = current["counters"]
+    assert counters["accepted"] == 1
+    assert counters["shown"] == 1
+    assert counters["partially_accepted"] == 1
+    assert counters["acceptance_rate"] == 1.0
