@@ -187,7 +187,8 @@ def resolve(name_or_path: str, *, fetch: bool = True, progress: Progress | None 
     if name_or_path.endswith(".gguf") or os.sep in name_or_path:
         if not candidate.is_file():
             raise ModelError(f"model file not found: {candidate}")
-        return candidate.resolve()
+        # Keep the user's spelling (a symlink stays a symlink) so status shows what they set.
+        return candidate.absolute()
     entry = lookup(name_or_path)
     path = cached_path(entry)
     if is_verified(entry, path):

@@ -197,7 +197,12 @@ class CompletionService:
 
         try:
             text, stats = await self._generate(doc.uri, context, mode, "completion")
-        except (Cancelled, asyncio.CancelledError):
+        except Cancelled:
+            # Superseded before it started: answer at once with nothing.
+            self.counters.cancelled += 1
+            return self._no("cancelled by a newer keystroke", cursor)
+        except asyncio.CancelledError:
+            # The client's $/cancelRequest: pygls answers RequestCancelled.
             self.counters.cancelled += 1
             raise
         if stats.stop_reason == "cancelled":

@@ -37,6 +37,7 @@ class FimServer(LanguageServer):
         self.completions = CompletionService(self.scheduler, self.host, self.config)
         self.idle = IdlePrefill(self)
         self.cli_overrides: dict[str, Any] = {}
+        self.initialization_options: Any = None
         self.supports_configuration_pull = False
         self.log_level = logging.INFO
 

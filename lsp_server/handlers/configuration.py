@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 
 async def apply_settings(ls: FimServer, settings: Any, *, reload: bool = True) -> None:
-    # Each new batch of settings starts from the defaults plus the command line, so a
-    # setting the user removed goes back to its default.
-    merged, problems = config_module.parse(settings, Config())
+    # Layers, later wins: defaults, initializationOptions, these settings, the command
+    # line. Each batch starts again from the layers below it, so a setting the user
+    # removed goes back to what it was before.
+    base, _ = config_module.parse(ls.initialization_options, Config())
+    merged, problems = config_module.parse(settings, base)
     merged, more = config_module.parse(ls.cli_overrides, merged)
     for problem in [*problems, *more]:
         ls.show(str(problem), types.MessageType.Warning)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lsp_server.server import FimServer
 
 log = logging.getLogger(__name__)
-PROGRESS_TOKEN = "fim-lsp/model"
+PROGRESS_TOKEN = "fim-lsp/model"  # a load's token is this plus "/<n>"
 LEVELS = {
     "error": (logging.ERROR, types.MessageType.Error),
     "warning": (logging.WARNING, types.MessageType.Warning),
@@ -87,14 +87,16 @@ async def load_model(server: FimServer) -> None:
     """Load the configured model in the background, reporting work-done progress."""
     loop = asyncio.get_running_loop()
     progress = server.work_done_progress
+    # A token may be used once: each load (and reload) gets its own.
+    token = f"{PROGRESS_TOKEN}/{server.host.generation + 1}"
     use_progress = bool(
         server.client_capabilities.window and server.client_capabilities.window.work_done_progress
     )
     if use_progress:
         try:
-            await progress.create_async(PROGRESS_TOKEN)
+            await progress.create_async(token)
             progress.begin(
-                PROGRESS_TOKEN,
+                token,
                 types.WorkDoneProgressBegin(
                     title="fim-lsp", message=f"loading model {server.config.model} …"
                 ),
@@ -106,14 +108,12 @@ async def load_model(server: FimServer) -> None:
     def say(message: str) -> None:
         log.info("%s", message)
         if use_progress:
-            loop.call_soon_threadsafe(
-                progress.report, PROGRESS_TOKEN, types.WorkDoneProgressReport(message=message)
-            )
+            loop.call_soon_threadsafe(progress.report, token, types.WorkDoneProgressReport(message=message))
 
     outcome = await server.host.load(server.config, say)
     if use_progress:
         message = "model ready" if outcome.engine else "model failed to load"
-        progress.end(PROGRESS_TOKEN, types.WorkDoneProgressEnd(message=message))
+        progress.end(token, types.WorkDoneProgressEnd(message=message))
     if outcome.engine is not None:
         engine = outcome.engine
         for uri in server.documents:
@@ -141,6 +141,7 @@ def register(server: FimServer) -> None:
         handler.loop = asyncio.get_event_loop()
         workspace = params.capabilities.workspace
         ls.supports_configuration_pull = bool(workspace and workspace.configuration)
+        ls.initialization_options = params.initialization_options
         merged, problems = config_module.parse(params.initialization_options, ls.config)
         merged, more = config_module.parse(ls.cli_overrides, merged)
         ls.apply_config(merged)

@@ -15,6 +15,7 @@ import {
 const SECTION = 'fimLsp';
 /** Settings only this extension reads; the daemon would report them as unknown options. */
 const CLIENT_ONLY = new Set(['enable', 'serverPath', 'serverArgs', 'trace']);
+/** Prefix of the daemon's model-load progress tokens (each load appends "/<n>"). */
 const PROGRESS_TOKEN = 'fim-lsp/model';
 const STATUS_METHOD = 'fim/status';
 const ACCEPT_COMMAND = 'fim-lsp.accept';
@@ -216,7 +217,7 @@ class Extension implements vscode.Disposable {
           return result;
         },
         handleWorkDoneProgress: (token, params, next) => {
-          if (token === PROGRESS_TOKEN) {
+          if (typeof token === 'string' && token.startsWith(PROGRESS_TOKEN)) {
             if (params.kind === 'end') {
               this.scheduleRefresh(0);
             } else {
