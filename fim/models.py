@@ -71,7 +71,7 @@ REGISTRY: dict[str, ModelEntry] = {
     for entry in (
         ModelEntry(
             name="qwen2.5-coder-0.5b",
-            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (default; fast on a laptop CPU)",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (fast on a laptop CPU)",
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             size=491_400_064,

@@ -208,7 +208,8 @@ class CompletionService:
         if stats.stop_reason == "cancelled":
             self.counters.cancelled += 1
             return self._no("cancelled by a newer keystroke", cursor)
-        self._remember(key, text)
+        if complete_answer(stats):
+            self._remember(key, text)
         outcome = self._shown(doc, cursor, context, text, "model")
         outcome.stats = stats
         if not text:
@@ -288,7 +289,7 @@ class CompletionService:
             text, stats = await self._generate(doc.uri, context, mode, "speculative")
         except (Cancelled, asyncio.CancelledError):
             return
-        if stats.stop_reason != "cancelled":
+        if complete_answer(stats):
             self._remember(key, text)
             self._speculative_keys.add(key)
 
@@ -304,6 +305,15 @@ class CompletionService:
             "lastNoSuggestionReason": self.last_reason,
             "cacheEntries": len(self._cache),
         }
+
+
+def complete_answer(stats: CompletionStats) -> bool:
+    """Whether a result is the model's whole answer and may be served again from the cache.
+
+    A generation cut short by the time budget (a busy machine) or an error is shown once
+    but not remembered: the next request at the same place asks the model again.
+    """
+    return stats.stop_reason in ("eog", "callback", "max_tokens")
 
 
 def encoding_of(value: str | None) -> PositionEncoding:

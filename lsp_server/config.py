@@ -104,8 +104,12 @@ def parse(options: Any, base: Config | None = None) -> tuple[Config, list[Config
     base = base or Config()
     if options is None:
         return base, []
-    if isinstance(options, dict) and CONFIG_SECTION in options and isinstance(options[CONFIG_SECTION], dict):
-        options = options[CONFIG_SECTION]
+    if isinstance(options, dict) and CONFIG_SECTION in options:
+        section = options[CONFIG_SECTION]
+        options = {} if isinstance(section, list) and not section else section
+    if isinstance(options, list) and not options:
+        # Lua and some JSON encoders cannot tell an empty object from an empty array.
+        options = {}
     if not isinstance(options, dict):
         return base, [ConfigProblem("(root)", f"expected an object, got {type(options).__name__}")]
     merged: dict[str, Any] = msgspec.to_builtins(base)

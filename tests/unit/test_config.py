@@ -49,3 +49,8 @@ def test_readme_documents_every_option_with_its_default() -> None:
         documented = json.loads(rows[name])
         actual = msgspec.to_builtins(Config())[name]
         assert documented == actual, f"README says {name} = {rows[name]}, code says {default}"
+
+
+def test_empty_lua_tables_count_as_empty_objects() -> None:
+    assert parse([]) == (Config(), [])
+    assert parse({CONFIG_SECTION: []}) == (Config(), [])
