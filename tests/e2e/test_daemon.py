@@ -309,3 +309,21 @@ async def test_accept_command_and_notifications_are_counted(client: LanguageClie
     assert counters["shown"] == 1
     assert counters["partially_accepted"] == 1
     assert counters["acceptance_rate"] == 1.0
+
+
+async def test_a_generation_cut_by_the_time_budget_is_not_cached(raw_client: LanguageClient) -> None:
+    # The workspace/configuration pull would otherwise bring the tests' generous budget.
+    raw_client.set_configuration({"timeBudgetMs": 50}, section="fimLsp")
+    await start(raw_client, {"timeBudgetMs": 50})
+    await wait_state(raw_client)
+    open_doc(raw_client)
+    await raw_client.text_document_inline_completion_async(inline_params(CURSOR))
+    first = await status(raw_client)
+    assert first["lastRequest"]["stop_reason"] == "time_budget"
+    raw_client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fimLsp": {"timeBudgetMs": 60000}})
+    )
+    items = items_of(await raw_client.text_document_inline_completion_async(inline_params(CURSOR)))
+    second = await status(raw_client)
+    assert second["counters"]["cache_hits"] == first["counters"]["cache_hits"]
+    assert items and "% 2 == 0" in str(items[0].insert_text)
