@@ -53,6 +53,7 @@ class Counters:
     cache_hits: int = 0
     type_through: int = 0
     speculative_runs: int = 0
+    speculative_ready: int = 0
     speculative_hits: int = 0
     cancelled: int = 0
     empty: int = 0
@@ -292,6 +293,7 @@ class CompletionService:
         if complete_answer(stats):
             self._remember(key, text)
             self._speculative_keys.add(key)
+            self.counters.speculative_ready += 1
 
     def status(self) -> dict[str, Any]:
         counters = asdict(self.counters)

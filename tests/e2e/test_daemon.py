@@ -327,3 +327,35 @@ async def test_a_generation_cut_by_the_time_budget_is_not_cached(raw_client: Lan
     second = await status(raw_client)
     assert second["counters"]["cache_hits"] == first["counters"]["cache_hits"]
     assert items and "% 2 == 0" in str(items[0].insert_text)
+
+
+async def test_speculative_next_is_ready_after_accepting(raw_client: LanguageClient) -> None:
+    raw_client.set_configuration({"timeBudgetMs": 60000, "speculative": True}, section="fimLsp")
+    await start(raw_client, {"speculative": True})
+    await wait_state(raw_client)
+    source = "def square(x):\n    return x * x\n\n\ndef cube(x):\n    return "
+    open_doc(raw_client, source)
+    end = types.Position(line=5, character=11)
+    items = items_of(await raw_client.text_document_inline_completion_async(inline_params(end)))
+    assert items
+    suggestion = str(items[0].insert_text)
+    # Wait for the background completion of the accepted state.
+    deadline = time.monotonic() + 120
+    while (await status(raw_client))["counters"]["speculative_ready"] < 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    before = await status(raw_client)
+    # Accept: the editor inserts the suggestion and asks again at its end.
+    raw_client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(end, end), text=suggestion)
+            ],
+        )
+    )
+    after_accept = types.Position(line=5, character=11 + len(suggestion))
+    await raw_client.text_document_inline_completion_async(inline_params(after_accept))
+    after = await status(raw_client)
+    assert after["counters"]["speculative_hits"] == before["counters"]["speculative_hits"] + 1
+    assert after["engineTotals"]["requests"] == before["engineTotals"]["requests"]
