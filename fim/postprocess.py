@@ -1,48 +1,387 @@
 """Streaming stop and trim rules applied to the model's raw output.
 
-``StreamFilter.should_stop`` is called with the text generated so far and tells the
-engine to stop as soon as the answer is complete; ``finish`` trims the final text.
+``StreamFilter.should_stop`` is called by the engine after every token with the text
+generated so far and says when the answer is complete, so generation stops early.
+``finish`` turns the final raw text into what the user is shown:
+
+* single line: up to the end of the line. When the cursor's line is blank, a completion
+  may open with that line's end and then bring the real line; that first, empty line
+  is skipped (keeping it would lose the completion, as llama.cpp's ``/infill`` does);
+* multi-line: up to the end of the block, when a line's indentation drops to the
+  opener's, or a closing line ends it. A closing line is kept only when the document
+  does not close the block already;
+* what duplicates the text right of the cursor is removed: the closing brackets and
+  quotes that are already there, the rest of the line reproduced, the next line
+  repeated. Whitespace-only output and a line repeating its predecessor are dropped;
+* indentation follows the document's (tabs or spaces);
+* for languages with a grammar, a completion that makes the parse around the cursor
+  worse (more ERROR or MISSING nodes) is cut back to its longest prefix that does not,
+  or dropped.
+
+Every stop that ``should_stop`` signals is a cut that ``finish`` makes anyway, so
+stopping early never changes what is shown.
 """
 
 from __future__ import annotations
 
-from fim.context import CompletionContext, Mode
+import logging
+import math
+import re
+
+from fim import languages
+from fim.context import CompletionContext, Mode, indent_width, leading_whitespace
+
+log = logging.getLogger(__name__)
+
+_OPENING = {"(": ")", "[": "]", "{": "}"}
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+_QUOTES = "\"'`"
+_CLOSERS_AND_PUNCTUATION = ")]}>;,:\"'`"
+#: A line this short (stripped) is too common to call a repetition (``}``, ``end``, ``i++``).
+MIN_REPEAT_CHARS = 6
+#: At most this many cut-back candidates are parsed for one completion.
+MAX_SYNTAX_CANDIDATES = 12
+_PARTIAL_WORD = re.compile(r"^\w+$")
+_WORD_BOUNDARY = re.compile(r"\b|(?<=[^\w\s])|(?=[^\w\s])")
+
+
+def _normalize(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "")
+
+
+def bracket_balance(text: str, string_delimiter: str = "") -> int:
+    """Openers minus closers in ``text``, outside strings.
+
+    ``string_delimiter`` says ``text`` starts inside a string opened before it: the
+    first unescaped delimiter closes that string and counts as a closer.
+    """
+    balance = 0
+    quote = string_delimiter
+    outer = bool(string_delimiter)
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if text.startswith(quote, index):
+                if outer:
+                    balance -= 1
+                    outer = False
+                index += len(quote)
+                quote = ""
+                continue
+        elif char in _OPENING:
+            balance += 1
+        elif char in _CLOSING:
+            balance -= 1
+        elif char in _QUOTES:
+            quote = char
+        index += 1
+    return balance
+
+
+def _is_trivial(line: str) -> bool:
+    stripped = line.strip()
+    return len(stripped) < MIN_REPEAT_CHARS or not any(char.isalnum() for char in stripped)
 
 
 class StreamFilter:
+    """Stop rules and final trimming for one completion request."""
+
     def __init__(self, context: CompletionContext, mode: Mode | None = None) -> None:
         self.context = context
         self.mode = mode or context.mode
+        self.spec = languages.language_named(context.language)
+        tab = context.tab_size
+        self._tab = tab
+        self._blank_line = not context.line_prefix.strip() and not context.line_suffix.strip()
+        if context.block_indent is not None:
+            self._block_width = indent_width(context.block_indent, tab)
+        else:
+            # Multi-line forced by the settings: the block is the cursor line's own.
+            own = leading_whitespace(context.line_prefix + context.line_suffix)
+            self._block_width = indent_width(own, tab) - 1
+        self._next_line = context.next_line.rstrip()
+        # Lines of the body already judged by should_stop (only complete lines are).
+        self._judged = 1
 
-    def _body(self, text: str) -> str:
-        # A completion at the end of a line may open with the line break itself.
-        if not self.context.line_prefix.strip() or self.mode is Mode.SINGLE_LINE:
-            return text
-        return text
+    # ------------------------------------------------------------------ shared rules
+    def _body(self, text: str) -> tuple[str, bool]:
+        """The text without a blank first line on a blank cursor line; whether it was skipped."""
+        text = _normalize(text)
+        if self._blank_line:
+            newline = text.find("\n")
+            if newline >= 0 and not text[:newline].strip():
+                return text[newline + 1 :], True
+        return text, False
 
+    def _closes_block(self, stripped: str) -> bool:
+        return self.spec.is_closer_line(stripped)
+
+    def _block_already_closed(self) -> bool:
+        """Whether the document closes the block right after the cursor."""
+        right = self.context.line_suffix.strip()
+        if right and self._closes_block(right):
+            return True
+        following = self.context.next_line
+        stripped = following.strip()
+        return (
+            bool(stripped)
+            and (self._closes_block(stripped) or self.spec.is_continuation_line(stripped))
+            and indent_width(leading_whitespace(following), self._tab) == self._block_width
+        )
+
+    def _ends_block(self, line: str) -> bool:
+        stripped = line.strip()
+        return bool(stripped) and indent_width(leading_whitespace(line), self._tab) <= self._block_width
+
+    def _repeats(self, line: str, previous: str) -> bool:
+        """A complete generated line that copies the next document line or the line before it."""
+        if _is_trivial(line):
+            return False
+        stripped = line.rstrip()
+        return stripped == self._next_line or stripped == previous.rstrip()
+
+    # ------------------------------------------------------------------ streaming
     def should_stop(self, text: str) -> bool:
+        """Called after every token: True once the rest cannot change what is shown."""
+        if self.mode is Mode.NONE:
+            return True
+        body, _ = self._body(text)
         if self.mode is Mode.SINGLE_LINE:
-            stripped = text.lstrip("\n") if not self.context.line_prefix.strip() else text
-            return "\n" in stripped
-        lines = text.split("\n")
-        block = self.context.block_indent or ""
-        return any(line.strip() and len(line) - len(line.lstrip()) <= len(block) for line in lines[1:-1])
+            return "\n" in body
+        lines = body.split("\n")
+        for index in range(self._judged, len(lines)):
+            line = lines[index]
+            complete = index < len(lines) - 1
+            if self._ends_block(line):
+                stripped = line.strip()
+                if not complete and _PARTIAL_WORD.match(line.lstrip()):
+                    return False  # "e" may become "end": wait for the word to finish
+                if self._closes_block(stripped) and not self._block_already_closed():
+                    return complete  # the closing line is kept: wait for all of it
+                return True
+            if not complete:
+                return False
+            if self._repeats(line, lines[index - 1]):
+                return True
+            self._judged = index + 1
+        return False
 
+    # ------------------------------------------------------------------ final text
     def finish(self, text: str) -> str:
+        """What is shown for the raw output ``text`` ("" for nothing)."""
         if self.mode is Mode.NONE:
             return ""
-        if self.mode is Mode.SINGLE_LINE:
-            if not self.context.line_prefix.strip():
-                text = text.lstrip("\n")
-            line = text.split("\n", 1)[0].rstrip()
-            suffix_line = self.context.line_suffix.strip()
-            if suffix_line and line.endswith(suffix_line):
-                line = line[: -len(suffix_line)].rstrip()
-            return line if line.strip() else ""
-        block = self.context.block_indent or ""
-        kept: list[str] = []
-        for index, line in enumerate(text.split("\n")):
-            if index > 0 and line.strip() and len(line) - len(line.lstrip()) <= len(block):
+        body, skipped = self._body(text)
+        if skipped:
+            body = self._strip_cursor_indent(body)
+        elif self._blank_line and self.context.line_prefix:
+            # The editor indented the blank line already; more indentation from the
+            # model there is a token-boundary artefact, not a deeper level.
+            body = body.lstrip(" \t")
+        result = self._finish_single(body) if self.mode is Mode.SINGLE_LINE else self._finish_multi(body)
+        if not result.strip():
+            return ""
+        result = self._check_syntax(result)
+        if not result.strip():
+            return ""
+        if self.context.newline != "\n":
+            result = result.replace("\n", self.context.newline)
+        return result
+
+    def _strip_cursor_indent(self, body: str) -> str:
+        """The real first line came after a line break: the cursor's indentation is already typed."""
+        typed = self.context.line_prefix
+        first, newline, rest = body.partition("\n")
+        whitespace = leading_whitespace(first)
+        first = first[len(typed) :] if whitespace.startswith(typed) else first.lstrip(" \t")
+        return first + newline + rest
+
+    def _finish_single(self, body: str) -> str:
+        line = body.split("\n", 1)[0]
+        context = self.context
+        right = context.line_suffix.strip()
+        if right:
+            line = self._merge_with_right(line, right)
+        if (
+            not right
+            or context.line_suffix[0].isspace()
+            or context.line_suffix[0] in _CLOSERS_AND_PUNCTUATION
+        ):
+            line = line.rstrip()
+        if not line.strip():
+            return ""
+        whole = (context.line_prefix + line + context.line_suffix).strip()
+        if not _is_trivial(whole) and (
+            whole == context.next_line.strip() or whole == context.previous_line.strip()
+        ):
+            log.debug("dropped a completion that repeats a neighbouring line: %r", whole)
+            return ""
+        return line
+
+    def _merge_with_right(self, line: str, right: str) -> str:
+        """Remove the part of ``line`` that the text right of the cursor already has."""
+        stripped = line.rstrip()
+        if right.startswith(stripped.strip()):
+            return ""  # the completion only repeats what follows the cursor
+        delimiter = self.context.string_delimiter if self.context.scope == "string" else ""
+        balance = bracket_balance(stripped, delimiter)
+        for size in range(len(right), 0, -1):
+            duplicate = right[:size]
+            if not stripped.endswith(duplicate):
+                continue
+            kept = stripped[: len(stripped) - size]
+            if bracket_balance(kept, delimiter) == 0 and (balance != 0 or size == len(right)):
+                return kept
+        return line
+
+    def _finish_multi(self, body: str) -> str:
+        lines = body.split("\n")
+        kept = [lines[0].rstrip()]
+        tail = ""
+        for line in lines[1:]:
+            stripped = line.strip()
+            if not stripped:
+                kept.append("")
+                continue
+            if self._ends_block(line):
+                if self._closes_block(stripped):
+                    if not self._block_already_closed():
+                        kept.append(line.rstrip())
+                    elif self.context.line_suffix.strip():
+                        # The closer is right of the cursor: end on its line, indented.
+                        tail = "\n" + (self.context.block_indent or leading_whitespace(line))
                 break
-            kept.append(line)
-        return "\n".join(kept).rstrip()
+            if self._repeats(line, kept[-1]):
+                break
+            kept.append(line.rstrip())
+        while len(kept) > 1 and not kept[-1]:
+            kept.pop()
+        if len(kept) == 1 and not tail:
+            return self._finish_single(kept[0])  # one line after all: merge it like one
+        kept = [kept[0], *self._reindent(kept[1:])]
+        result = "\n".join(kept)
+        if not result.strip():
+            return ""
+        if self.context.line_suffix.strip() and "\n" in result and not tail:
+            tail = "\n" + (self.context.block_indent or "")
+        return result + tail
+
+    def _reindent(self, lines: list[str]) -> list[str]:
+        """Indentation in the document's style: tabs for a tab document, else spaces."""
+        unit = self.context.indent_unit
+        if unit == "\t":
+            # The model indented with spaces: its step is the common divisor of its
+            # indentations when that is 2 or 3, else the usual 4.
+            step = 0
+            for line in lines:
+                if line.startswith(" "):
+                    step = math.gcd(step, len(leading_whitespace(line).expandtabs(self._tab)))
+            step = step if step in (2, 3) else self._tab
+            converted = []
+            for line in lines:
+                whitespace = leading_whitespace(line)
+                if " " not in whitespace:
+                    converted.append(line)
+                    continue
+                width = len(whitespace.expandtabs(step))
+                converted.append("\t" * (width // step) + " " * (width % step) + line[len(whitespace) :])
+            return converted
+        converted = []
+        for line in lines:
+            whitespace = leading_whitespace(line)
+            if "\t" in whitespace:
+                line = whitespace.expandtabs(len(unit)) + line[len(whitespace) :]
+            converted.append(line)
+        return self._rescale(converted, len(unit))
+
+    def _rescale(self, lines: list[str], width: int) -> list[str]:
+        """Model indentation steps of 2 or 3 spaces in a document that steps wider, widened.
+
+        Only when every line inside the block is a whole number of the model's steps
+        deeper than the opener and some are not a whole number of the document's.
+        """
+        if self.context.block_indent is None:
+            return lines
+        base = self._block_width
+        depths = [len(leading_whitespace(line)) - base for line in lines if line.strip()]
+        depths = [depth for depth in depths if depth > 0]
+        step = 0
+        for depth in depths:
+            step = math.gcd(step, depth)
+        if step not in (2, 3) or step >= width or all(depth % width == 0 for depth in depths):
+            return lines
+        rescaled = []
+        for line in lines:
+            depth = len(leading_whitespace(line)) - base
+            if line.strip() and depth > 0:
+                line = " " * (base + depth // step * width) + line.lstrip(" ")
+            rescaled.append(line)
+        return rescaled
+
+    # ------------------------------------------------------------------ syntax check
+    def _candidates(self, completion: str) -> list[str]:
+        """Shorter versions of ``completion`` to fall back to, longest first."""
+        candidates: list[str] = []
+        lines = completion.split("\n")
+        for count in range(len(lines) - 1, 0, -1):
+            shorter = "\n".join(lines[:count]).rstrip()
+            if shorter.strip() and shorter not in candidates:
+                candidates.append(shorter)
+        first = lines[0]
+        cuts = sorted({match.start() for match in _WORD_BOUNDARY.finditer(first)}, reverse=True)
+        for cut in cuts:
+            shorter = first[:cut].rstrip()
+            if shorter.strip() and shorter not in candidates and shorter != completion:
+                candidates.append(shorter)
+        return candidates[: MAX_SYNTAX_CANDIDATES - 1]
+
+    def _check_syntax(self, completion: str) -> str:
+        context = self.context
+        window = context.check_window
+        if window is None or not self.spec.has_grammar or languages.grammar(self.spec.name) is None:
+            return completion
+        start, end = window
+        if not start <= context.cursor <= end:
+            return completion
+        source = context.source
+        before = source[start:end].encode("utf-8", "surrogatepass")
+        head = source[start : context.cursor].encode("utf-8", "surrogatepass")
+        tail = source[context.cursor : end].encode("utf-8", "surrogatepass")
+        base_tree = languages.parse(self.spec.name, before)
+        if base_tree is None:
+            return completion
+        baseline = languages.error_count(base_tree.root_node)
+        row = head.count(b"\n")
+        column = len(head) - (head.rfind(b"\n") + 1)
+        for candidate in [completion, *self._candidates(completion)]:
+            inserted = candidate.encode("utf-8", "surrogatepass")
+            edited = base_tree.copy()
+            end_row = row + inserted.count(b"\n")
+            end_column = (
+                column + len(inserted)
+                if b"\n" not in inserted
+                else len(inserted) - (inserted.rfind(b"\n") + 1)
+            )
+            edited.edit(
+                len(head),
+                len(head),
+                len(head) + len(inserted),
+                (row, column),
+                (row, column),
+                (end_row, end_column),
+            )
+            tree = languages.parse(self.spec.name, head + inserted + tail, edited)
+            if tree is None:
+                return completion
+            errors = languages.error_count(tree.root_node)
+            if errors <= baseline:
+                if candidate is not completion:
+                    log.debug("cut a completion back to where it parses: %r -> %r", completion, candidate)
+                return candidate
+        log.debug("dropped a completion that breaks the parse: %r", completion)
+        return ""
