@@ -173,7 +173,7 @@ class CompletionService:
         self.last_mode = str(mode)
         if mode is Mode.NONE:
             return self._no(context.reason, cursor)
-        if not self.config.complete_in_comments and "comment" in context.reason:
+        if not self.config.complete_in_comments and context.scope != "code":
             return self._no("inside a comment or string (completeInComments is off)", cursor)
 
         remainder = self._type_through(doc, cursor)
@@ -278,7 +278,9 @@ class CompletionService:
         """Compute the completion for the state after ``accepted`` is inserted at ``cursor``."""
         if not self.config.speculative or self.host.engine is None or not accepted:
             return
-        future = Document(doc.uri, doc.text[:cursor] + accepted + doc.text[cursor:], doc.language_id)
+        # A copy keeps the parse and the token estimate; only the accepted text is new.
+        future = doc.copy()
+        future.replace(cursor, cursor, accepted)
         future_cursor = cursor + len(accepted)
         context = self.context_for(future, future_cursor)
         mode = self._mode(context)
