@@ -7,6 +7,7 @@ one-shot ``fim-lsp complete``, the demo and the benchmarks are built on.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.lsp.client import LanguageClient
 
 LANGUAGE_IDS = {
@@ -53,6 +55,34 @@ def client_capabilities() -> types.ClientCapabilities:
     )
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; the fields after its ")" are fixed.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class PendingRequest:
+    """One inline-completion request in flight; ``future`` resolves with the response."""
+
+    id: str
+    future: asyncio.Future[Any]
+    sent_at: float
+    cancel_sent: bool = False
+
+    @property
+    def was_cancelled(self) -> bool:
+        """The daemon answered with RequestCancelled (not an ordinary, possibly empty, result)."""
+        return self.future.done() and isinstance(self.future.exception(), JsonRpcRequestCancelled)
+
+
 @dataclass
 class DaemonClient:
     """One running daemon and the documents opened in it."""
@@ -63,6 +93,7 @@ class DaemonClient:
     versions: dict[str, int] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     messages: list[types.ShowMessageParams] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def start(self, env: dict[str, str] | None = None) -> None:
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)
@@ -156,6 +187,53 @@ class DaemonClient:
             return result
         return types.InlineCompletionList(items=list(result))
 
+    def send_inline(self, uri: str, line: int, character: int, *, invoked: bool = False) -> PendingRequest:
+        """Send an inline-completion request without waiting, so it can be cancelled.
+
+        An explicit id lets the caller send ``$/cancelRequest`` for it later, as an editor
+        does when a newer keystroke supersedes the request.
+        """
+        kind = (
+            types.InlineCompletionTriggerKind.Invoked
+            if invoked
+            else types.InlineCompletionTriggerKind.Automatic
+        )
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(trigger_kind=kind),
+        )
+        request_id = f"inline-{next(self._ids)}"
+        sent_at = time.perf_counter()
+        raw = self.client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=request_id
+        )
+        return PendingRequest(request_id, asyncio.wrap_future(raw), sent_at)
+
+    def cancel(self, request: PendingRequest) -> None:
+        """``$/cancelRequest`` for a request that has not been answered yet."""
+        if request.future.done() or request.cancel_sent:
+            return
+        request.cancel_sent = True
+        self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=request.id))
+
+    def close(self, uri: str) -> None:
+        self.versions.pop(uri, None)
+        self.texts.pop(uri, None)
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+
+    @property
+    def server_pid(self) -> int | None:
+        server = getattr(self.client, "_server", None)
+        return server.pid if server is not None else None
+
+    def cpu_seconds(self) -> float | None:
+        """The daemon process's CPU time so far (all threads)."""
+        pid = self.server_pid
+        return process_cpu_seconds(pid) if pid is not None else None
+
     async def stop(self) -> None:
         try:
             await asyncio.wait_for(self.client.shutdown_async(None), timeout=10)
@@ -179,6 +257,13 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "_asdict"):
         return {k: _plain(v) for k, v in value._asdict().items()}
     return value
+
+
+def as_inline_list(result: Any) -> types.InlineCompletionList | None:
+    """The response of ``send_inline``: a list, a bare item array, or None."""
+    if result is None or isinstance(result, types.InlineCompletionList):
+        return result
+    return types.InlineCompletionList(items=list(result))
 
 
 def insert_text_of(result: types.InlineCompletionList | None) -> tuple[str, types.Range | None]:

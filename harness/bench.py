@@ -1,0 +1,51 @@
+"""``fim-lsp bench SUBCOMMAND ...``: the dispatcher for every benchmark.
+
+Subcommands are imported only when chosen, so a broken or heavy benchmark module does
+not stop the others from running. Every subcommand takes ``--json PATH``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "latency": (
+        "harness.latency",
+        "replay keystroke traces; time to suggestion, p50/p90 (--peer to compare)",
+    ),
+    "quality": (
+        "harness.quality",
+        "HumanEval-infilling pass@1, SantaCoder-FIM exact match (--peer to compare)",
+    ),
+    "make-trace": ("harness.traces", "turn a source file into a keystroke trace (--seed)"),
+    "context": ("harness.bench_context", "context-building benchmark"),
+    "engine": ("harness.bench_engine", "engine benchmark (prefill, decode, reuse)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: fim-lsp bench SUBCOMMAND [options]   (fim-lsp bench SUBCOMMAND -h for its options)", ""]
+    for name, (_module, text) in SUBCOMMANDS.items():
+        lines.append(f"  {name:11} {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"fim-lsp bench: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module_name = SUBCOMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        print(f"fim-lsp bench {name}: {module_name} is not available in this checkout", file=sys.stderr)
+        return 2
+    return int(module.main(rest) or 0)

@@ -1,0 +1,526 @@
+"""``fim-lsp bench quality``: HumanEval-infilling pass@1 and SantaCoder-FIM exact match.
+
+Each task is opened in the daemon as a document (prompt + suffix) with the cursor at the
+hole, and gets one invoked inline completion, as a user pressing the trigger key would.
+Where the benchmark's hole is whole lines (SingleLine, MultiLine) the document gets an
+empty line there, as the user would open one before typing; random spans are cut
+mid-line and stay as they are.
+
+* HumanEval-infilling: the suggestion is inserted, then ``prompt + completion + suffix +
+  test + check(entry_point)`` runs in the sandbox (harness/sandbox.py): pass@1. The
+  figure for the suggestion's first line alone is reported beside it.
+* SantaCoder-FIM (Qwen's hm_fim): the first generated line (after one leading newline)
+  must equal the canonical solution's first line, both stripped, as Qwen's
+  ``humaneval_fim.py`` scores it.
+
+With ``--peer`` every task also goes to llama-server ``/infill`` with llama.vim's
+manual-trigger request. Results are appended per task to a JSON-lines file keyed by
+system and task id, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fim.positions import PositionEncoding, position_of
+from harness.client import DaemonClient, as_inline_list, language_id_for
+from harness.peer import Rendered, buffer_lines, infill_body, local_context, render
+from harness.report import (
+    edit_similarity,
+    fmt_ms,
+    fmt_pct,
+    machine,
+    markdown_table,
+    percentile,
+    rate,
+    write_json,
+)
+from harness.runner import (
+    ROOT,
+    SHARED_DATA,
+    BenchError,
+    Peer,
+    add_common_options,
+    apply_suggestion,
+    init_options,
+    start_daemon,
+    start_peer,
+    suggestion_after_cursor,
+)
+from harness.sandbox import run_program
+
+DEFAULT_DATASET = SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz"
+EXTENSIONS = {"py": ".py", "python": ".py", "java": ".java", "js": ".js", "javascript": ".js"}
+LINE_HOLES = ("SingleLineInfilling", "MultiLineInfilling")
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    suite: str  # humaneval | santacoder
+    language: str  # py | java | js
+    prompt: str
+    suffix: str
+    canonical: str
+    test: str = ""
+    entry_point: str = ""
+
+    @property
+    def opens_line(self) -> bool:
+        return self.suite == "humaneval" and self.id.startswith(LINE_HOLES) and self.prompt.endswith("\n")
+
+    def document(self, santacoder_next_line: bool = False) -> tuple[str, int]:
+        """The editor's text and cursor offset for this task.
+
+        SantaCoder-FIM cuts the hole after the previous line's text: the cursor is at
+        the end of that line and the model must start with the line break (Qwen's
+        set-up). ``santacoder_next_line`` instead opens the empty line the user would
+        type on, the newline included, so only the line itself is left to fill.
+        """
+        if self.opens_line:
+            return self.prompt + "\n" + self.suffix, len(self.prompt)
+        if self.suite == "santacoder" and santacoder_next_line:
+            return self.prompt + "\n\n" + self.suffix, len(self.prompt) + 1
+        return self.prompt + self.suffix, len(self.prompt)
+
+    @property
+    def filename(self) -> str:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.id).strip("_")
+        return safe + EXTENSIONS.get(self.language, ".txt")
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_tasks(path: Path) -> list[Task]:
+    tasks = []
+    for record in read_records(path):
+        if "task_id" in record and "entry_point" in record:
+            tasks.append(
+                Task(
+                    id=record["task_id"],
+                    suite="humaneval",
+                    language="py",
+                    prompt=record["prompt"],
+                    suffix=record["suffix"],
+                    canonical=record["canonical_solution"],
+                    test=record["test"],
+                    entry_point=record["entry_point"],
+                )
+            )
+        elif "name" in record and "language" in record:
+            tasks.append(
+                Task(
+                    id=f"{record['language']}/{record['name']}",
+                    suite="santacoder",
+                    language=record["language"],
+                    prompt=record["prompt"],
+                    suffix=record["suffix"],
+                    canonical=record["canonical_solution"],
+                )
+            )
+        else:
+            raise BenchError(f"{path}: unknown record shape (keys {sorted(record)[:8]})")
+    # SantaCoder-FIM repeats some names with different holes: keep ids unique.
+    seen: dict[str, int] = {}
+    unique = []
+    for task in tasks:
+        count = seen.get(task.id, 0)
+        seen[task.id] = count + 1
+        unique.append(task if count == 0 else Task(**{**task.__dict__, "id": f"{task.id}#{count}"}))
+    return unique
+
+
+def select(tasks: list[Task], *, languages: list[str] | None, every: int, limit: int | None) -> list[Task]:
+    chosen = [task for task in tasks if not languages or task.language in languages]
+    chosen = chosen[:: max(1, every)]
+    return chosen[:limit] if limit else chosen
+
+
+def first_line_santacoder(completion: str) -> str:
+    """Qwen's rule: skip one leading newline (or space-newline), keep the next line."""
+    if completion.startswith("\n") or completion.startswith(" \n"):
+        parts = completion.split("\n")
+        return parts[1] if len(parts) > 1 else ""
+    return completion.split("\n")[0]
+
+
+def first_line_only(completion: str, line_prefix: str) -> str:
+    """The completion cut to one line; at a line start a leading newline is skipped."""
+    if not line_prefix.strip():
+        completion = completion.lstrip("\n")
+    return completion.split("\n")[0]
+
+
+def humaneval_program(document: str, task: Task) -> str:
+    return f"{document}\n{task.test}\n\ncheck({task.entry_point})\n"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One system's answer to a task, as the editor would apply it."""
+
+    completion: str  # the text added after the cursor
+    document: str  # the document after accepting all of it
+    first_line_document: str  # ... after accepting its first line only
+    elapsed_ms: float
+    stats: dict[str, Any]
+
+
+def score_task(task: Task, answer: Answer, timeout: float) -> dict[str, Any]:
+    """Scores one answer; pure apart from running the sandbox."""
+    if task.suite == "santacoder":
+        line = first_line_santacoder(answer.completion).strip()
+        want = task.canonical.split("\n")[0].strip()
+        return {
+            "exact_match": bool(line) and line == want,
+            "edit_similarity": round(edit_similarity(line, want), 4),
+            "first_line": line,
+        }
+    outcome = run_program(humaneval_program(answer.document, task), timeout=timeout)
+    if answer.first_line_document == answer.document:
+        first = outcome
+    else:
+        first = run_program(humaneval_program(answer.first_line_document, task), timeout=timeout)
+    return {
+        "passed": outcome.passed,
+        "status": outcome.status,
+        "detail": outcome.detail,
+        "first_line_passed": first.passed,
+    }
+
+
+# ---------------------------------------------------------------------- the two systems
+async def complete_ours(client: DaemonClient, task: Task, next_line: bool = False) -> Answer:
+    text, cursor = task.document(next_line)
+    uri = f"file:///fim-bench/quality/{task.filename}"
+    client.open(uri, text, language_id_for(task.filename))
+    line, character = position_of(text, cursor, PositionEncoding.UTF16)
+    started = time.perf_counter()
+    pending = client.send_inline(uri, line, character, invoked=True)
+    try:
+        result = await pending.future
+    finally:
+        client.close(uri)
+    elapsed = (time.perf_counter() - started) * 1000
+    inline = as_inline_list(result)
+    completion = suggestion_after_cursor(text, cursor, inline)
+    status = await client.status()
+    stats = dict(status.get("lastRequest") or {})
+    line_prefix = text[text.rfind("\n", 0, cursor) + 1 : cursor]
+    single = first_line_only(completion, line_prefix)
+    return Answer(
+        completion=completion,
+        document=apply_suggestion(text, cursor, inline),
+        first_line_document=text[:cursor] + single + text[cursor:],
+        elapsed_ms=elapsed,
+        stats=stats,
+    )
+
+
+async def complete_peer(peer: Peer, task: Task, next_line: bool = False) -> Answer:
+    text, cursor = task.document(next_line)
+    lines = buffer_lines(text)
+    line = text.count("\n", 0, cursor)
+    column = cursor - (text.rfind("\n", 0, cursor) + 1)
+    context = local_context(lines, line, column)
+    started = time.perf_counter()
+    result = await asyncio.to_thread(peer.client.infill, infill_body(context))
+    elapsed = (time.perf_counter() - started) * 1000
+    shown = render(result.content, lines, line, column)
+    first = Rendered(shown.lines[:1], bool(shown.lines[0].strip()) and shown.can_accept, shown.lead)
+    return Answer(
+        completion=shown.completion_after(text[cursor - column : cursor]),
+        document=shown.apply(text, cursor),
+        first_line_document=first.apply(text, cursor),
+        elapsed_ms=elapsed,
+        stats={
+            "tokens_reused": result.reused,
+            "tokens_evaluated": result.prompt_n,
+            "tokens_generated": result.predicted_n,
+            "stop_reason": result.stop_type,
+            "raw": result.content,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- results file
+class ResultsFile:
+    """Append-only per-task results; the first line records what run they belong to."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], fresh: bool) -> None:
+        self.path = path
+        self.done: dict[tuple[str, str], dict[str, Any]] = {}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and path.exists():
+            path.unlink()
+        if path.exists():
+            with open(path, encoding="utf-8") as handle:
+                lines = [json.loads(line) for line in handle if line.strip()]
+            if not lines or lines[0].get("meta") != meta:
+                raise BenchError(
+                    f"{path} holds results of another run ({lines[0].get('meta') if lines else 'empty'}); "
+                    "pass --fresh or another --results path"
+                )
+            for record in lines[1:]:
+                self.done[(record["system"], record["task_id"])] = record
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps({"meta": meta}) + "\n")
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.done[(record["system"], record["task_id"])] = record
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+
+
+# ---------------------------------------------------------------------- summary
+def summarize(records: list[dict[str, Any]], suite: str) -> dict[str, Any]:
+    times = [record["elapsed_ms"] for record in records]
+    figures: dict[str, Any] = {
+        "tasks": len(records),
+        "p50_ms": _round(percentile(times, 0.5)),
+        "p90_ms": _round(percentile(times, 0.9)),
+        "empty": sum(1 for record in records if not record["completion"].strip()),
+    }
+    if suite == "santacoder":
+        figures["exact_match"] = rate(sum(r["exact_match"] for r in records), len(records))
+        figures["edit_similarity"] = (
+            round(sum(r["edit_similarity"] for r in records) / len(records), 4) if records else None
+        )
+        languages = sorted({r["language"] for r in records})
+        figures["by_language"] = {
+            language: {
+                "tasks": len(subset),
+                "exact_match": rate(sum(r["exact_match"] for r in subset), len(subset)),
+            }
+            for language in languages
+            for subset in [[r for r in records if r["language"] == language]]
+        }
+    else:
+        figures["passed"] = sum(r["passed"] for r in records)
+        figures["pass_at_1"] = rate(figures["passed"], len(records))
+        figures["passed_first_line"] = sum(r["first_line_passed"] for r in records)
+        figures["pass_at_1_first_line"] = rate(figures["passed_first_line"], len(records))
+        figures["timeouts"] = sum(1 for r in records if r.get("status") == "timeout")
+    return figures
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    suite = report["suite"]
+    rows = []
+    systems = [("ours", report.get("ours_figures"))]
+    if "peer" in report:
+        systems.append(("llama.vim → llama-server", report["peer"]))
+    for label, figures in systems:
+        if not figures or not figures.get("tasks"):
+            continue
+        if suite == "santacoder":
+            by_language = ", ".join(
+                f"{language} {fmt_pct(value['exact_match'])}"
+                for language, value in figures["by_language"].items()
+            )
+            rows.append(
+                [
+                    report["dataset_name"],
+                    label,
+                    figures["tasks"],
+                    fmt_pct(figures["exact_match"]),
+                    by_language,
+                    fmt_ms(figures["p50_ms"]),
+                    fmt_ms(figures["p90_ms"]),
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    report["dataset_name"],
+                    label,
+                    figures["tasks"],
+                    fmt_pct(figures["pass_at_1"]),
+                    fmt_pct(figures["pass_at_1_first_line"]),
+                    fmt_ms(figures["p50_ms"]),
+                    fmt_ms(figures["p90_ms"]),
+                ]
+            )
+    if suite == "santacoder":
+        headers = [
+            "dataset",
+            "system",
+            "tasks",
+            "exact match (first line)",
+            "by language",
+            "p50 ms",
+            "p90 ms",
+        ]
+    else:
+        headers = ["dataset", "system", "tasks", "pass@1", "pass@1 first line only", "p50 ms", "p90 ms"]
+    text = markdown_table(headers, rows)
+    load = f"load average before / after: {report['machine'].get('loadavg')} / {report.get('loadavg_after')}"
+    return f"{text}\n\n{load}"
+
+
+# ---------------------------------------------------------------------- command
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    dataset: Path = args.dataset
+    if not dataset.is_file():
+        raise BenchError(f"no dataset at {dataset} (the data lives in ../shared/data)")
+    languages = [part for value in (args.lang or []) for part in value.split(",") if part]
+    tasks = select(load_tasks(dataset), languages=languages, every=args.every, limit=args.limit)
+    if not tasks:
+        raise BenchError("no tasks selected")
+    suite = tasks[0].suite
+    options = init_options(args.model, args.init_options)
+    dataset_name = dataset.name.removesuffix(".gz").removesuffix(".jsonl")
+    if args.next_line and suite == "santacoder":
+        dataset_name += "-next-line"
+    results_path = args.results or (
+        args.json.with_suffix(".tasks.jsonl")
+        if args.json
+        else ROOT / "bench-results" / f"quality-{dataset_name}.tasks.jsonl"
+    )
+    meta = {
+        "dataset": dataset.name,
+        "options": options,
+        "peer_protocol": "llama.vim/infill",
+        "santacoder_next_line": bool(args.next_line),
+    }
+    results = ResultsFile(results_path, meta, args.fresh)
+    systems = ([] if args.no_ours else ["ours"]) + (["peer"] if args.peer else [])
+    if not systems:
+        raise BenchError("nothing to run: --no-ours needs --peer")
+    report: dict[str, Any] = {
+        "benchmark": "quality",
+        "suite": suite,
+        "dataset": str(dataset),
+        "dataset_name": dataset_name,
+        "selection": {"every": args.every, "limit": args.limit, "languages": languages or None},
+        "santacoder_next_line": bool(args.next_line),
+        "results_file": str(results_path),
+        "machine": machine(),
+    }
+    todo = [task for task in tasks if any((system, task.id) not in results.done for system in systems)]
+    report["resumed"] = len(tasks) - len(todo)
+    client: DaemonClient | None = None
+    peer: Peer | None = None
+    try:
+        if todo:
+            client, status = await start_daemon(options)
+            report["model"] = status.get("modelPath")
+            report["threads"] = status.get("threads")
+            if args.peer and todo:
+                n_ctx = int(options.get("nCtx", 8192))
+                peer = start_peer(
+                    args.peer,
+                    str(status.get("modelPath")),
+                    int(status.get("threads") or 2),
+                    n_ctx,
+                    args.peer_bin,
+                )
+                report["peer_server"] = peer.describe()
+        for number, task in enumerate(todo, 1):
+            for system in systems:
+                if (system, task.id) in results.done:
+                    continue
+                if system == "ours":
+                    assert client is not None
+                    answer = await complete_ours(client, task, args.next_line)
+                else:
+                    assert peer is not None
+                    answer = await complete_peer(peer, task, args.next_line)
+                scored = await asyncio.to_thread(score_task, task, answer, args.timeout)
+                stats = answer.stats
+                results.add(
+                    {
+                        "system": system,
+                        "task_id": task.id,
+                        "language": task.language,
+                        "completion": answer.completion,
+                        "elapsed_ms": round(answer.elapsed_ms, 1),
+                        **scored,
+                        "stats": {
+                            key: stats.get(key)
+                            for key in (
+                                "tokens_reused",
+                                "tokens_evaluated",
+                                "tokens_generated",
+                                "stop_reason",
+                                "raw",
+                                "note",
+                            )
+                            if key in stats
+                        },
+                    }
+                )
+            if number % 25 == 0 or number == len(todo):
+                print(f"  {number}/{len(todo)} tasks", file=sys.stderr, flush=True)
+    finally:
+        if client is not None:
+            await client.stop()
+        if peer is not None:
+            peer.stop()
+    ids = [task.id for task in tasks]
+    ours_records = [results.done[("ours", i)] for i in ids if ("ours", i) in results.done]
+    figures = summarize(ours_records, suite) if not args.no_ours else {"tasks": 0}
+    report["ours_figures"] = figures
+    report.update({key: value for key, value in figures.items()})
+    if args.peer:
+        peer_records = [results.done[("peer", i)] for i in ids if ("peer", i) in results.done]
+        report["peer"] = {"url": args.peer, **summarize(peer_records, suite)}
+    report["loadavg_after"] = machine()["loadavg"]
+    report["markdown"] = markdown(report)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fim-lsp bench quality",
+        description="HumanEval-infilling pass@1 and SantaCoder-FIM exact match through the daemon.",
+    )
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="a .jsonl or .jsonl.gz file")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many tasks (after --every)")
+    parser.add_argument("--every", type=int, default=1, help="every Nth task (a deterministic subset)")
+    parser.add_argument("--lang", action="append", default=None, help="py, java, js (SantaCoder-FIM)")
+    parser.add_argument(
+        "--next-line",
+        action="store_true",
+        help="SantaCoder-FIM: put the cursor on an opened empty line, not at the end of the line before",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per test program")
+    parser.add_argument("--results", type=Path, default=None, help="per-task results file (resumable)")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier per-task results")
+    add_common_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        report = asyncio.run(run(args))
+    except BenchError as error:
+        print(f"fim-lsp bench quality: {error}", file=sys.stderr)
+        return 2
+    print(report["markdown"])
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(report["markdown"] + "\n", encoding="utf-8")
+    if args.json:
+        write_json(args.json, report)
+        print(f"\nwrote {args.json}")
+    return 0

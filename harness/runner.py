@@ -1,0 +1,133 @@
+"""What both benchmarks share: starting our daemon and the peer, and reading a suggestion.
+
+The daemon is started exactly as an editor starts it (``fim-lsp serve`` on stdio); the
+peer is either a URL the user gives or, with ``--peer auto``, a llama-server we start
+with the daemon's own model file and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from fim.positions import PositionEncoding, line_starts, offset_at
+from harness.client import DaemonClient
+from harness.peer import PeerClient, PeerServer, resolve_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+class BenchError(Exception):
+    """A benchmark cannot run (no model, no peer binary, bad arguments)."""
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the summary table here")
+    parser.add_argument("--model", default=None, help="registry name or .gguf path for our daemon")
+    parser.add_argument(
+        "--init-options",
+        default=None,
+        metavar="JSON",
+        help='extra initializationOptions for our daemon, e.g. \'{"multiline": "never"}\'',
+    )
+    parser.add_argument(
+        "--peer",
+        default=None,
+        metavar="URL|auto",
+        help="also run llama-server /infill as llama.vim sends it; 'auto' starts .peer/bin/llama-server",
+    )
+    parser.add_argument("--peer-bin", default=None, help="llama-server binary for --peer auto")
+    parser.add_argument("--no-ours", action="store_true", help="run the peer only (needs --peer)")
+
+
+def init_options(model: str | None, raw: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = json.loads(raw) if raw else {}
+    if not isinstance(options, dict):
+        raise BenchError("--init-options must be a JSON object")
+    if model:
+        options["model"] = model
+    return options
+
+
+async def start_daemon(options: dict[str, Any]) -> tuple[DaemonClient, dict[str, Any]]:
+    client = DaemonClient(initialization_options=options)
+    await client.start()
+    status = await client.wait_ready()
+    if status.get("state") != "ready":
+        await client.stop()
+        raise BenchError(f"our daemon's model is not ready: {status.get('error') or status.get('state')}")
+    return client, status
+
+
+@dataclass
+class Peer:
+    url: str
+    client: PeerClient
+    server: PeerServer | None  # set when we started it
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid if self.server is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url, "started_by_bench": self.server is not None}
+        if self.server is not None:
+            data["command"] = self.server.command()
+        return data
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_peer(spec: str, model_path: str, threads: int, n_ctx: int, binary: str | None) -> Peer:
+    """``--peer URL`` uses a running server; ``--peer auto`` starts one and owns it."""
+    if spec != "auto":
+        client = PeerClient(spec)
+        if not client.health():
+            raise BenchError(f"no healthy llama-server at {spec}")
+        return Peer(client.base, client, None)
+    server = PeerServer(resolve_binary(binary), Path(model_path), threads=threads, n_ctx=n_ctx)
+    try:
+        url = server.start()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as error:
+        raise BenchError(str(error)) from error
+    return Peer(url, PeerClient(url), server)
+
+
+def suggestion_after_cursor(text: str, cursor: int, result: types.InlineCompletionList | None) -> str:
+    """What the first inline item adds after the cursor once the editor inserts it.
+
+    The item's range covers the word typed before the cursor and its text repeats it,
+    so inserting it leaves the text before the cursor as it was.
+    """
+    if not result or not result.items:
+        return ""
+    after = apply_suggestion(text, cursor, result)
+    added = len(after) - len(text)
+    if added > 0 and after[:cursor] == text[:cursor] and after[cursor + added :] == text[cursor:]:
+        return after[cursor : cursor + added]
+    # Not a plain insertion at the cursor (the item rewrote text): report its text.
+    item = result.items[0]
+    return item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+
+
+def apply_suggestion(text: str, cursor: int, result: types.InlineCompletionList | None) -> str:
+    """The document after the editor inserts the first inline item (at the cursor if no range)."""
+    if not result or not result.items:
+        return text
+    item = result.items[0]
+    insert = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+    if item.range is None:
+        return text[:cursor] + insert + text[cursor:]
+    starts = line_starts(text)
+    start = offset_at(text, item.range.start.line, item.range.start.character, PositionEncoding.UTF16, starts)
+    end = offset_at(text, item.range.end.line, item.range.end.character, PositionEncoding.UTF16, starts)
+    return text[: start.index] + insert + text[end.index :]

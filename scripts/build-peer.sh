@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build llama.cpp's `llama-server` for the benchmark peer (`fim-lsp bench ... --peer auto`).
+#
+# The peer must run the same llama.cpp as the daemon, so the sources come from the
+# llama-cpp-python 0.3.36 source distribution (its vendor/llama.cpp), not from a
+# llama.cpp checkout. CPU only, no curl, no extras. The result is .peer/bin/llama-server
+# (git-ignored). Idempotent: if the binary is already there and runs, nothing is done.
+# Takes many minutes on 2 cores.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEER="$ROOT/.peer"
+BIN="$PEER/bin/llama-server"
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+PY="${PYTHON:-$ROOT/.venv/bin/python}"
+JOBS="${JOBS:-$(nproc)}"
+
+if [[ -x "$BIN" ]] && "$BIN" --version >/dev/null 2>&1; then
+    echo "peer: $BIN already built"
+    exit 0
+fi
+
+mkdir -p "$PEER/src" "$PEER/bin"
+cd "$PEER/src"
+
+SDIST="$(ls llama_cpp_python-"$VERSION".tar.gz 2>/dev/null || true)"
+if [[ -z "$SDIST" ]]; then
+    echo "peer: downloading the llama-cpp-python $VERSION source distribution"
+    # --no-binary for this package only: build dependencies may come as wheels (with
+    # :all: pip would compile cmake and friends from source just to read metadata).
+    "$PY" -m pip download --no-deps --no-binary llama-cpp-python --dest . "llama-cpp-python==$VERSION"
+    SDIST="llama_cpp_python-$VERSION.tar.gz"
+fi
+
+SRC="$PEER/src/llama_cpp_python-$VERSION"
+if [[ ! -d "$SRC/vendor/llama.cpp" ]]; then
+    tar -xzf "$SDIST"
+fi
+LLAMA="$SRC/vendor/llama.cpp"
+test -f "$LLAMA/CMakeLists.txt" || { echo "peer: no vendored llama.cpp in $SDIST" >&2; exit 1; }
+
+GENERATOR=()
+if command -v ninja >/dev/null 2>&1; then
+    GENERATOR=(-G Ninja)
+fi
+
+# Static, CPU only, no network client: the peer only ever serves on loopback.
+cmake -S "$LLAMA" -B "$PEER/build" "${GENERATOR[@]}" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_BUILD_TOOLS=ON \
+    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENMP=ON
+
+cmake --build "$PEER/build" --target llama-server -j "$JOBS"
+
+cp "$PEER/build/bin/llama-server" "$BIN.tmp"
+mv "$BIN.tmp" "$BIN"
+"$BIN" --version
+echo "peer: built $BIN"

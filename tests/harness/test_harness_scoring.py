@@ -1,0 +1,133 @@
+"""Scoring pieces: the sandbox, percentiles, edit similarity, task documents, SantaCoder rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.latency import score
+from harness.quality import (
+    Answer,
+    Task,
+    first_line_only,
+    first_line_santacoder,
+    humaneval_program,
+    load_tasks,
+    score_task,
+    select,
+)
+from harness.report import edit_similarity, levenshtein, percentile
+from harness.runner import SHARED_DATA
+from harness.sandbox import run_program
+
+
+def test_sandbox_passes_and_fails() -> None:
+    assert run_program("assert 1 + 1 == 2\n").passed
+    failed = run_program("assert 1 + 1 == 3\n")
+    assert not failed.passed and failed.status == "failed" and "AssertionError" in failed.detail
+
+
+def test_sandbox_times_out_an_endless_loop() -> None:
+    outcome = run_program("while True:\n    pass\n", timeout=1.5)
+    assert outcome.status == "timeout" and not outcome.passed
+
+
+def test_sandbox_has_empty_environment_and_temporary_cwd() -> None:
+    program = (
+        "import os, sys\n"
+        "assert not any(k.startswith(('HOME', 'PATH', 'PYTHON')) for k in os.environ), dict(os.environ)\n"
+        "assert 'fim-sandbox-' in os.getcwd()\n"
+        "assert sys.flags.isolated == 1\n"
+    )
+    assert run_program(program).passed
+
+
+def test_sandbox_limits_memory() -> None:
+    outcome = run_program("x = bytearray(3 * 1024 ** 3)\n")
+    assert not outcome.passed and "MemoryError" in outcome.detail
+
+
+def test_percentile_and_similarity() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([5.0], 0.9) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile([float(v) for v in range(1, 11)], 0.9) == pytest.approx(9.1)
+    assert levenshtein("kitten", "sitting") == 3
+    assert edit_similarity("abc", "abc") == 1.0
+    assert edit_similarity("abcd", "abce") == 0.75
+
+
+def test_latency_score_ignores_trailing_space_only() -> None:
+    assert score("um(values)  \n", "um(values)").exact_match
+    wrong = score("um(values) + 1", "um(values)")
+    assert not wrong.exact_match and wrong.first_line_match is False and 0 < wrong.edit_similarity < 1
+    block = score("a = 1\nb = 3", "a = 1\nb = 2")
+    assert not block.exact_match and block.first_line_match
+
+
+def test_santacoder_first_line_rule() -> None:
+    assert first_line_santacoder("\n        return False\n    x") == "        return False"
+    assert first_line_santacoder(" \n  y = 1") == "  y = 1"
+    assert first_line_santacoder("abc\ndef") == "abc"
+    assert first_line_only("\n    x = 1\n    y = 2", "") == "    x = 1"
+    assert first_line_only("1)\nz", "f(") == "1)"
+
+
+def _humaneval_task() -> Task:
+    return Task(
+        id="SingleLineInfilling/HumanEval/0/L0",
+        suite="humaneval",
+        language="py",
+        prompt="def add(a, b):\n",
+        suffix="    return c\n",
+        canonical="    c = a + b\n",
+        test="def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        entry_point="add",
+    )
+
+
+def test_line_holes_open_an_empty_line() -> None:
+    task = _humaneval_task()
+    text, cursor = task.document()
+    assert text == "def add(a, b):\n\n    return c\n"
+    assert text[cursor:] == "\n    return c\n"
+    span = Task(**{**task.__dict__, "id": "RandomSpanInfilling/HumanEval/0/1"})
+    assert span.document() == ("def add(a, b):\n    return c\n", len(task.prompt))
+
+
+def test_score_task_runs_the_tests() -> None:
+    task = _humaneval_task()
+    text, cursor = task.document()
+    good = text[:cursor] + "    c = a + b" + text[cursor:]
+    bad = text[:cursor] + "    c = a - b" + text[cursor:]
+    passed = score_task(task, Answer("    c = a + b", good, good, 1.0, {}), timeout=10)
+    assert passed["passed"] and passed["first_line_passed"]
+    failed = score_task(task, Answer("    c = a - b", bad, good, 1.0, {}), timeout=10)
+    assert not failed["passed"] and failed["first_line_passed"]
+    assert humaneval_program(good, task).endswith("check(add)\n")
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
+def test_dataset_loading_and_selection() -> None:
+    single = load_tasks(SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz")
+    assert len(single) == 1033 and single[0].suite == "humaneval"
+    chosen = select(single, languages=None, every=4, limit=None)
+    assert len(chosen) == 259 and chosen[1] is single[4]
+    santa = load_tasks(SHARED_DATA / "santacoder-fim-task_qwen-hm_fim.jsonl.gz")
+    assert len({task.id for task in santa}) == len(santa) == 4792
+    python = select(santa, languages=["py"], every=1, limit=None)
+    assert len(python) == 1043 and all(task.language == "py" for task in python)
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
+def test_canonical_solutions_pass_in_the_sandbox() -> None:
+    # The scoring itself must be right: the reference answers pass, as the editor applies them.
+    tasks = []
+    for name in ("HumanEval-SingleLineInfilling.jsonl.gz", "HumanEval-RandomSpanInfillingLight.jsonl.gz"):
+        tasks += select(load_tasks(SHARED_DATA / name), languages=None, every=40, limit=None)
+    for task in tasks:
+        text, cursor = task.document()
+        completion = task.canonical.removesuffix("\n") if task.opens_line else task.canonical
+        document = text[:cursor] + completion + text[cursor:]
+        assert score_task(task, Answer(completion, document, document, 0.0, {}), timeout=20)["passed"], (
+            task.id
+        )
