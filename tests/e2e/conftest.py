@@ -11,6 +11,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from harness.client import _plain
+
 SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 
 
@@ -44,16 +46,6 @@ async def start(client: LanguageClient, options: dict[str, Any] | None = None) -
 async def status(client: LanguageClient) -> dict[str, Any]:
     result = await client.protocol.send_request_async("fim/status", {})
     return _plain(result)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    return value
 
 
 async def wait_state(
