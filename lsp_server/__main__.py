@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,7 +18,19 @@ def _serve(args: argparse.Namespace) -> int:
     # A crash inside llama.cpp should leave a Python stack on stderr, not just a signal.
     faulthandler.enable()
 
-    overrides = {}
+    overrides: dict[str, object] = {}
+    from_env = os.environ.get("FIM_LSP_OPTIONS")
+    if from_env:
+        # Settings for a daemon whose editor config cannot be changed (scripts, tests).
+        try:
+            loaded = json.loads(from_env)
+        except ValueError as error:
+            print(f"fim-lsp: FIM_LSP_OPTIONS is not valid JSON ({error}); ignored", file=sys.stderr)
+        else:
+            if isinstance(loaded, dict):
+                overrides.update(loaded)
+            else:
+                print("fim-lsp: FIM_LSP_OPTIONS must be a JSON object; ignored", file=sys.stderr)
     if args.model:
         overrides["model"] = args.model
     if args.allow_download:
