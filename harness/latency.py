@@ -33,6 +33,7 @@ from harness.peer import LlamaVimSession, PeerClient
 from harness.report import (
     cdf_plot,
     edit_similarity,
+    emit_report,
     fmt_ms,
     fmt_pct,
     fmt_ratio,
@@ -41,7 +42,6 @@ from harness.report import (
     normalize_code,
     percentile,
     rate,
-    write_json,
 )
 from harness.runner import (
     ROOT,
@@ -567,11 +567,5 @@ def main(argv: list[str]) -> int:
     except BenchError as error:
         print(f"fim-lsp bench latency: {error}", file=sys.stderr)
         return 2
-    print(report["markdown"])
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(report["markdown"] + "\n", encoding="utf-8")
-    if args.json:
-        write_json(args.json, report)
-        print(f"\nwrote {args.json}")
+    emit_report(args, report)
     return 0

@@ -37,13 +37,13 @@ from harness.client import DaemonClient, as_inline_list, language_id_for
 from harness.peer import Rendered, buffer_lines, infill_body, local_context, render
 from harness.report import (
     edit_similarity,
+    emit_report,
     fmt_ms,
     fmt_pct,
     machine,
     markdown_table,
     percentile,
     rate,
-    write_json,
 )
 from harness.runner import (
     ROOT,
@@ -516,11 +516,5 @@ def main(argv: list[str]) -> int:
     except BenchError as error:
         print(f"fim-lsp bench quality: {error}", file=sys.stderr)
         return 2
-    print(report["markdown"])
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(report["markdown"] + "\n", encoding="utf-8")
-    if args.json:
-        write_json(args.json, report)
-        print(f"\nwrote {args.json}")
+    emit_report(args, report)
     return 0

@@ -6,6 +6,7 @@ in one format, and tests can check the arithmetic.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -145,3 +146,14 @@ def cdf_plot(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def emit_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Print a bench command's markdown table and write its --markdown and --json files."""
+    print(report["markdown"])
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(report["markdown"] + "\n", encoding="utf-8")
+    if args.json:
+        write_json(args.json, report)
+        print(f"\nwrote {args.json}")
