@@ -5,7 +5,9 @@
 # llama-cpp-python 0.3.36 source distribution (its vendor/llama.cpp), not from a
 # llama.cpp checkout. CPU only, no curl, no extras. The result is .peer/bin/llama-server
 # (git-ignored). Idempotent: if the binary is already there and runs, nothing is done.
-# Takes many minutes on 2 cores.
+# A built binary is also kept in the user's cache, named after the version and the CMake
+# flags, so that a fresh clone on the same machine does not build it again. The first
+# build takes several minutes on 2 cores.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +17,24 @@ VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 JOBS="${JOBS:-$(nproc)}"
 
-if [[ -x "$BIN" ]] && "$BIN" --version >/dev/null 2>&1; then
+# The same instruction sets as the daemon's llama-cpp-python build.
+ARCH_ARGS="$(bash "$ROOT/scripts/llama-cmake-args.sh")"
+if [[ -x "$BIN" ]] && "$BIN" --version >/dev/null 2>&1 \
+    && [[ "$(cat "$BIN.cmake-args" 2>/dev/null)" == "$ARCH_ARGS" ]]; then
     echo "peer: $BIN already built"
+    exit 0
+fi
+KEY="$(printf '%s %s' "$VERSION" "$ARCH_ARGS" | sha256sum | cut -c1-16)"
+CACHED="${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp/peer/llama-server-$VERSION-$KEY"
+install_binary() {
+    mkdir -p "$PEER/bin"
+    cp "$1" "$BIN.tmp"
+    mv "$BIN.tmp" "$BIN"
+    printf '%s' "$ARCH_ARGS" > "$BIN.cmake-args"
+}
+if [[ -x "$CACHED" ]] && "$CACHED" --version >/dev/null 2>&1; then
+    install_binary "$CACHED"
+    echo "peer: $BIN from $CACHED"
     exit 0
 fi
 
@@ -53,11 +71,14 @@ cmake -S "$LLAMA" -B "$PEER/build" "${GENERATOR[@]}" \
     -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=ON \
     -DLLAMA_BUILD_TOOLS=ON \
-    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENMP=ON
+    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_OPENMP=ON \
+    $ARCH_ARGS
 
 cmake --build "$PEER/build" --target llama-server -j "$JOBS"
 
-cp "$PEER/build/bin/llama-server" "$BIN.tmp"
-mv "$BIN.tmp" "$BIN"
+mkdir -p "$(dirname "$CACHED")"
+cp "$PEER/build/bin/llama-server" "$CACHED.tmp"
+mv "$CACHED.tmp" "$CACHED"
+install_binary "$CACHED"
 "$BIN" --version
 echo "peer: built $BIN"
