@@ -82,7 +82,7 @@ class EngineConfig:
     n_ctx: int = 8192
     n_threads: int | None = None
     n_gpu_layers: int = 0
-    flash_attn: bool = False
+    flash_attn: bool = True
     kv_cache_type: str = "f16"
     #: Tokens evaluated per llama_decode call during prefill; a cancel is also noticed
     #: inside a chunk through the abort callback.

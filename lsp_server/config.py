@@ -30,7 +30,7 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: CPU threads; 0 means the number of physical cores.
     threads: NonNegative = 0
     gpu_layers: NonNegative = 0
-    flash_attn: bool = False
+    flash_attn: bool = True
     kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
     #: Documents whose token streams stay in the KV cache.
     document_streams: Annotated[int, msgspec.Meta(ge=0, le=15)] = 3
