@@ -6,7 +6,10 @@ generated so far and says when the answer is complete, so generation stops early
 
 * single line: up to the end of the line. When the cursor's line is blank, a completion
   may open with that line's end and then bring the real line; that first, empty line
-  is skipped (keeping it would lose the completion, as llama.cpp's ``/infill`` does);
+  is skipped (keeping it would lose the completion, as llama.cpp's ``/infill`` does).
+  At the end of a written line, a completion that opens with a line break brings the
+  next line: the break is kept and that whole line is shown (Copilot's behaviour, and
+  how SantaCoder-FIM holes are cut);
 * multi-line: up to the end of the block, when a line's indentation drops to the
   opener's, or a closing line ends it. A closing line is kept only when the document
   does not close the block already;
@@ -98,6 +101,7 @@ class StreamFilter:
         tab = context.tab_size
         self._tab = tab
         self._blank_line = not context.line_prefix.strip() and not context.line_suffix.strip()
+        self._line_end = bool(context.line_prefix.strip()) and not context.line_suffix.strip()
         if context.block_indent is not None:
             self._block_width = indent_width(context.block_indent, tab)
         else:
@@ -145,11 +149,24 @@ class StreamFilter:
         stripped = line.rstrip()
         return stripped == self._next_line or stripped == previous.rstrip()
 
+    def _opened_line(self, text: str) -> str | None:
+        """In single-line mode at a line end: the text after a leading line break, if any."""
+        if self.mode is not Mode.SINGLE_LINE or not self._line_end:
+            return None
+        text = _normalize(text)
+        newline = text.find("\n")
+        if newline < 0 or text[:newline].strip():
+            return None
+        return text[newline + 1 :]
+
     # ------------------------------------------------------------------ streaming
     def should_stop(self, text: str) -> bool:
         """Called after every token: True once the rest cannot change what is shown."""
         if self.mode is Mode.NONE:
             return True
+        opened = self._opened_line(text)
+        if opened is not None:
+            return "\n" in opened
         body, _ = self._body(text)
         if self.mode is Mode.SINGLE_LINE:
             return "\n" in body
@@ -176,6 +193,9 @@ class StreamFilter:
         """What is shown for the raw output ``text`` ("" for nothing)."""
         if self.mode is Mode.NONE:
             return ""
+        opened = self._opened_line(text)
+        if opened is not None:
+            return self._finish_opened(opened)
         body, skipped = self._body(text)
         if skipped:
             body = self._strip_cursor_indent(body)
@@ -192,6 +212,19 @@ class StreamFilter:
         if self.context.newline != "\n":
             result = result.replace("\n", self.context.newline)
         return result
+
+    def _finish_opened(self, body: str) -> str:
+        """A line break and the one new line after the cursor's line, or ""."""
+        line = self._reindent([body.split("\n", 1)[0].rstrip()])[0]
+        if not line.strip():
+            return ""
+        if not _is_trivial(line) and line.strip() == self.context.next_line.strip():
+            log.debug("dropped a new line that repeats the next one: %r", line)
+            return ""
+        result = self._check_syntax("\n" + line)
+        if not result.strip():
+            return ""
+        return result.replace("\n", self.context.newline) if self.context.newline != "\n" else result
 
     def _strip_cursor_indent(self, body: str) -> str:
         """The real first line came after a line break: the cursor's indentation is already typed."""

@@ -79,18 +79,21 @@ class Task:
     def opens_line(self) -> bool:
         return self.suite == "humaneval" and self.id.startswith(LINE_HOLES) and self.prompt.endswith("\n")
 
-    def document(self, santacoder_next_line: bool = False) -> tuple[str, int]:
+    def document(self, qwen_layout: bool = False) -> tuple[str, int]:
         """The editor's text and cursor offset for this task.
 
-        SantaCoder-FIM cuts the hole after the previous line's text: the cursor is at
-        the end of that line and the model must start with the line break (Qwen's
-        set-up). ``santacoder_next_line`` instead opens the empty line the user would
-        type on, the newline included, so only the line itself is left to fill.
+        SantaCoder-FIM holes are whole lines, but the data drops the line breaks around
+        them ("...if x:" + "        y = 1" + "        z = 2"). An editor has the line:
+        the cursor goes on an empty line between the prompt's last line and the
+        suffix's first. ``qwen_layout`` instead joins prompt and suffix as they are,
+        with the cursor between them, as Qwen's evaluation script feeds the model.
         """
         if self.opens_line:
             return self.prompt + "\n" + self.suffix, len(self.prompt)
-        if self.suite == "santacoder" and santacoder_next_line:
-            return self.prompt + "\n\n" + self.suffix, len(self.prompt) + 1
+        if self.suite == "santacoder" and not qwen_layout:
+            before = self.prompt if self.prompt.endswith("\n") else self.prompt + "\n"
+            after = self.suffix if self.suffix.startswith("\n") else "\n" + self.suffix
+            return before + after, len(before)
         return self.prompt + self.suffix, len(self.prompt)
 
     @property
@@ -206,8 +209,8 @@ def score_task(task: Task, answer: Answer, timeout: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the two systems
-async def complete_ours(client: DaemonClient, task: Task, next_line: bool = False) -> Answer:
-    text, cursor = task.document(next_line)
+async def complete_ours(client: DaemonClient, task: Task, qwen_layout: bool = False) -> Answer:
+    text, cursor = task.document(qwen_layout)
     uri = f"file:///fim-bench/quality/{task.filename}"
     client.open(uri, text, language_id_for(task.filename))
     line, character = position_of(text, cursor, PositionEncoding.UTF16)
@@ -233,8 +236,8 @@ async def complete_ours(client: DaemonClient, task: Task, next_line: bool = Fals
     )
 
 
-async def complete_peer(peer: Peer, task: Task, next_line: bool = False) -> Answer:
-    text, cursor = task.document(next_line)
+async def complete_peer(peer: Peer, task: Task, qwen_layout: bool = False) -> Answer:
+    text, cursor = task.document(qwen_layout)
     lines = buffer_lines(text)
     line = text.count("\n", 0, cursor)
     column = cursor - (text.rfind("\n", 0, cursor) + 1)
@@ -392,8 +395,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     suite = tasks[0].suite
     options = init_options(args.model, args.init_options)
     dataset_name = dataset.name.removesuffix(".gz").removesuffix(".jsonl")
-    if args.next_line and suite == "santacoder":
-        dataset_name += "-next-line"
+    if args.qwen_layout and suite == "santacoder":
+        dataset_name += "-qwen-layout"
     results_path = args.results or (
         args.json.with_suffix(".tasks.jsonl")
         if args.json
@@ -403,7 +406,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": dataset.name,
         "options": options,
         "peer_protocol": "llama.vim/infill",
-        "santacoder_next_line": bool(args.next_line),
+        "santacoder_layout": "qwen" if args.qwen_layout else "line",
     }
     results = ResultsFile(results_path, meta, args.fresh)
     systems = ([] if args.no_ours else ["ours"]) + (["peer"] if args.peer else [])
@@ -415,7 +418,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": str(dataset),
         "dataset_name": dataset_name,
         "selection": {"every": args.every, "limit": args.limit, "languages": languages or None},
-        "santacoder_next_line": bool(args.next_line),
+        "santacoder_layout": "qwen" if args.qwen_layout else "line",
         "results_file": str(results_path),
         "machine": machine(),
     }
@@ -444,10 +447,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     continue
                 if system == "ours":
                     assert client is not None
-                    answer = await complete_ours(client, task, args.next_line)
+                    answer = await complete_ours(client, task, args.qwen_layout)
                 else:
                     assert peer is not None
-                    answer = await complete_peer(peer, task, args.next_line)
+                    answer = await complete_peer(peer, task, args.qwen_layout)
                 scored = await asyncio.to_thread(score_task, task, answer, args.timeout)
                 stats = answer.stats
                 results.add(
@@ -492,6 +495,51 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def parse_sweep(raw: str) -> tuple[str, list[Any]]:
+    """``suffixTokens=0,16,32`` -> ("suffixTokens", [0, 16, 32]); values are JSON or plain strings."""
+    name, equals, values = raw.partition("=")
+    if not equals or not name.strip() or not values.strip():
+        raise BenchError(f"--sweep {raw!r}: expected OPTION=VALUE,VALUE,... (e.g. suffixTokens=0,16,32)")
+    parsed: list[Any] = []
+    for value in values.split(","):
+        try:
+            parsed.append(json.loads(value))
+        except json.JSONDecodeError:
+            parsed.append(value.strip())
+    return name.strip(), parsed
+
+
+async def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    """One run per value of one daemon option, each resumable on its own results file."""
+    name, values = parse_sweep(args.sweep)
+    base = init_options(None, args.init_options)
+    stem = args.json.with_suffix("") if args.json else ROOT / "bench-results" / f"sweep-{args.dataset.name}"
+    points = []
+    suite = "humaneval"
+    for value in values:
+        point_args = argparse.Namespace(**vars(args))
+        point_args.init_options = json.dumps({**base, name: value})
+        point_args.results = Path(f"{stem}.{name}-{value}.tasks.jsonl")
+        point_args.json = None
+        print(f"{name} = {value}", file=sys.stderr, flush=True)
+        report = await run(point_args)
+        suite = report["suite"]
+        points.append({"value": value, **report["ours_figures"], "results_file": report["results_file"]})
+    score = "exact_match" if suite == "santacoder" else "pass_at_1"
+    rows = [
+        [point["value"], point["tasks"], fmt_pct(point[score]), fmt_ms(point["p50_ms"])] for point in points
+    ]
+    table = markdown_table([name, "tasks", score.replace("_at_", "@"), "p50 ms"], rows)
+    return {
+        "benchmark": "quality-sweep",
+        "dataset": str(args.dataset),
+        "option": name,
+        "points": points,
+        "machine": machine(),
+        "markdown": table,
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="fim-lsp bench quality",
@@ -502,17 +550,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--every", type=int, default=1, help="every Nth task (a deterministic subset)")
     parser.add_argument("--lang", action="append", default=None, help="py, java, js (SantaCoder-FIM)")
     parser.add_argument(
-        "--next-line",
+        "--qwen-layout",
         action="store_true",
-        help="SantaCoder-FIM: put the cursor on an opened empty line, not at the end of the line before",
+        help="SantaCoder-FIM: prompt and suffix joined as they are (no line for the hole), as Qwen does",
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per test program")
     parser.add_argument("--results", type=Path, default=None, help="per-task results file (resumable)")
     parser.add_argument("--fresh", action="store_true", help="discard earlier per-task results")
+    parser.add_argument(
+        "--sweep",
+        metavar="OPTION=V1,V2,...",
+        default=None,
+        help="one run per value of a daemon option (e.g. suffixTokens=0,16,32,64,128,256), then the curve",
+    )
     add_common_options(parser)
     args = parser.parse_args(argv)
     try:
-        report = asyncio.run(run(args))
+        if args.sweep and args.peer:
+            raise BenchError("--sweep varies our daemon's options only; run the peer without it")
+        report = asyncio.run(run_sweep(args) if args.sweep else run(args))
     except BenchError as error:
         print(f"fim-lsp bench quality: {error}", file=sys.stderr)
         return 2

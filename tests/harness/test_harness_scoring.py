@@ -12,11 +12,12 @@ from harness.quality import (
     first_line_santacoder,
     humaneval_program,
     load_tasks,
+    parse_sweep,
     score_task,
     select,
 )
 from harness.report import edit_similarity, levenshtein, percentile
-from harness.runner import SHARED_DATA
+from harness.runner import SHARED_DATA, BenchError
 from harness.sandbox import run_program
 
 
@@ -116,6 +117,13 @@ def test_dataset_loading_and_selection() -> None:
     assert len({task.id for task in santa}) == len(santa) == 4792
     python = select(santa, languages=["py"], every=1, limit=None)
     assert len(python) == 1043 and all(task.language == "py" for task in python)
+    for task in python[:50]:
+        # The hole is a line of its own: an empty one, between the prompt and the suffix.
+        text, cursor = task.document()
+        assert text[cursor - 1] == "\n" and text[cursor] == "\n", task.id
+        assert text[:cursor].rstrip("\n") == task.prompt.rstrip("\n")
+        assert text[cursor + 1 :] == task.suffix.removeprefix("\n")
+        assert task.document(qwen_layout=True) == (task.prompt + task.suffix, len(task.prompt))
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
@@ -131,3 +139,11 @@ def test_canonical_solutions_pass_in_the_sandbox() -> None:
         assert score_task(task, Answer(completion, document, document, 0.0, {}), timeout=20)["passed"], (
             task.id
         )
+
+
+def test_sweep_values_parse_as_json_and_bad_specs_are_named() -> None:
+    assert parse_sweep("suffixTokens=0,16,256") == ("suffixTokens", [0, 16, 256])
+    assert parse_sweep("multiline=never,auto") == ("multiline", ["never", "auto"])
+    for bad in ("suffixTokens", "=1,2", "suffixTokens="):
+        with pytest.raises(BenchError, match="expected OPTION=VALUE"):
+            parse_sweep(bad)

@@ -57,9 +57,20 @@ def test_leading_line_break_is_skipped_only_on_a_blank_line() -> None:
     assert not StreamFilter(blank).should_stop("\n")
     assert not StreamFilter(blank).should_stop("\n    return")
     assert StreamFilter(blank).should_stop("\n    return y\n")
+
+
+def test_a_leading_line_break_at_a_written_line_end_opens_the_next_line() -> None:
     written = context_at("def f(x):\n    y = x<|>\n")
-    assert finish(written, "\n    return y\n") == ""
-    assert StreamFilter(written).should_stop("\n")
+    assert finish(written, "\n    return y\n") == "\n    return y"
+    assert not StreamFilter(written).should_stop("\n")
+    assert not StreamFilter(written).should_stop("\n    return y")
+    assert StreamFilter(written).should_stop("\n    return y\n")
+    assert finish(written, "\n\n") == "", "an empty new line is nothing to show"
+    assert finish(written, " * 2\n    return y") == " * 2", "text on the line itself still ends there"
+    below = context_at("def f(x):\n    y = x<|>\n    return y\n")
+    assert finish(below, "\n    return y\n") == "", "the new line only repeats the next one"
+    crlf = context_at("def f(x):\r\n    y = x<|>\r\n")
+    assert finish(crlf, "\r\n    return y\r\n") == "\r\n    return y"
 
 
 def test_skipped_line_break_drops_the_indentation_already_typed() -> None:
@@ -168,7 +179,7 @@ def test_forced_modes_from_the_settings() -> None:
     assert context.mode is Mode.SINGLE_LINE
     assert finish(context, " + 1\n    z = y", Mode.MULTI_LINE) == " + 1\n    z = y"
     multi = context_at("def f(x):<|>\n")
-    assert finish(multi, "\n    return x\n", Mode.SINGLE_LINE) == ""
+    assert finish(multi, "\n    return x\n    y = 1\n", Mode.SINGLE_LINE) == "\n    return x"
 
 
 def test_crlf_documents_get_crlf_completions() -> None:
@@ -222,6 +233,7 @@ PIECES = [
 SOURCES = [
     ("def f(x):<|>\n\ndef g():\n    pass\n", "python"),
     ("def f(x):\n    y = x\n    <|>\n    return y\n", "python"),
+    ("def f(x):\n    y = x<|>\n    return y\n", "python"),
     ("total = sum(<|>)\n", "python"),
     ("function f() {<|>\n}\n", "javascript"),
     ("run(() => {<|>});\n", "javascript"),
