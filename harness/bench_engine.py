@@ -7,7 +7,9 @@ Measured in one process on one model file:
 * a 1-character edit at the end of a ~1,000-token prefix with the default suffix budget:
   tokens evaluated and milliseconds, through the real context builder;
 * cancellation latency, from setting the cancel token to the engine being idle;
-* the decode speed-up from prompt-lookup drafting on our fixture files.
+* the decode speed-up from prompt-lookup drafting on our fixture files;
+* suffix-KV reuse at shifted positions after a keystroke: tokens and ms saved, and how
+  often the completion stays the same (``harness/bench_suffix_reuse.py``).
 
 Both sides of each comparison run interleaved in the same process, and medians are
 reported, because the machine is shared and noisy.
@@ -30,6 +32,7 @@ from fim import models
 from fim.context import Budgets, Document, build_context
 from fim.engine import CompletionRequest, Engine, EngineConfig
 from fim.llama_log import quiet_llama
+from harness import bench_suffix_reuse
 from lsp_server.config import Config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "src"
@@ -226,6 +229,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cancel-samples", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--suffix-reuse-samples", type=int, default=24)
     args = parser.parse_args(argv)
     quiet_llama()
     defaults = Config()
@@ -273,6 +277,8 @@ def main(argv: list[str]) -> int:
     speedup, cases = lookup_speedup(engine)
     figures["lookup_speedup"] = speedup
     figures["lookup_cases"] = cases
+    if engine.template.order == "psm" and args.suffix_reuse_samples > 0:
+        figures.update(bench_suffix_reuse.measure(engine, args.suffix_reuse_samples, args.seed, FIXTURES))
     figures["load_average"] = _load_average()
 
     print()
@@ -312,6 +318,15 @@ def main(argv: list[str]) -> int:
         f"{streams['switch_no_streams_ms']:.0f} ms without"
     )
     print(f"prompt-lookup decode speed-up: {speedup:.2f}x over {cases} cases")
+    if "suffix_reuse_cases" in figures:
+        print(
+            f"suffix reuse at shifted positions after a keystroke ({figures['suffix_reuse_cases']} edits): "
+            f"{figures['suffix_reuse_shifted_evaluated']:.1f} tokens / "
+            f"{figures['suffix_reuse_shifted_ms']:.0f} ms evaluated instead of "
+            f"{figures['suffix_reuse_exact_evaluated']:.1f} / {figures['suffix_reuse_exact_ms']:.0f} ms; "
+            f"same completion {figures['suffix_reuse_same_output']:.0%}, "
+            f"same first line {figures['suffix_reuse_same_first_line']:.0%}"
+        )
     print(f"load average while measuring: {figures['load_average']}")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(figures, indent=2))
