@@ -87,7 +87,7 @@ class Budgets:
     """Tokens allowed for the prefix and for the suffix of the prompt."""
 
     prefix_tokens: int = 1536
-    suffix_tokens: int = 64
+    suffix_tokens: int = 16
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,13 @@ def _load(source: Path, sidecar: Path) -> tuple[Document, int, dict[str, Any]]:
     return doc, cursor, meta
 
 
+#: The budgets the cases were written for, unless a case names its own. They are pinned
+#: so that a change of the daemon's defaults does not move the cases' expected cuts.
+GOLDEN_BUDGETS = {"prefix_tokens": 1536, "suffix_tokens": 64}
+
+
 def _context(doc: Document, cursor: int, meta: dict[str, Any]) -> CompletionContext:
-    budgets = Budgets(**meta.get("budgets", {}))
+    budgets = Budgets(**{**GOLDEN_BUDGETS, **meta.get("budgets", {})})
     return build_context(doc, cursor, budgets, count_tokens)
 
 
