@@ -37,7 +37,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) model editors lint typecheck
+test: $(STAMP) model editors peer lint typecheck
 	$(BIN)/pytest -q -ra
 
 test-fast: $(STAMP) model
