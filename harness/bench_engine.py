@@ -124,13 +124,18 @@ def ours_decode(engine: Engine, prompt_text: str, steps: int) -> float:
 def edit_one_character(engine: Engine, budgets: Budgets) -> dict[str, float]:
     source = (FIXTURES / "inventory.py").read_text() if (FIXTURES / "inventory.py").exists() else ""
     source = source or (FIXTURES / "stats.py").read_text() * 8
-    # A cursor about 1,000 tokens into the file, at the end of a line.
+    # A cursor about 1,000 tokens into the file, at the end of a line, where the suffix
+    # fills at least half its budget: the edit then pays for a real suffix, not a stub.
     ids = engine.tokenize(source)
     approx = engine.detokenize(ids[:1000])
-    cursor = source.find("\n", len(approx))
-    cursor = len(source) if cursor < 0 else cursor
     doc = Document("file:///bench/edit.py", source, "python")
     count = engine.count_tokens
+    cursor = source.find("\n", len(approx))
+    while 0 <= cursor < len(source) - 1:
+        if count(build_context(doc, cursor, budgets, count).suffix) * 2 >= budgets.suffix_tokens:
+            break
+        cursor = source.find("\n", cursor + 1)
+    cursor = len(source) if cursor < 0 else cursor
     first = build_context(doc, cursor, budgets, count)
     engine.complete(CompletionRequest(first.prefix, first.suffix, max_tokens=1, stream_key=doc.uri))
     doc.apply_change(None, source[:cursor] + " " + source[cursor:])
