@@ -890,8 +890,11 @@ def _suffix_end(
             break
         if sibling_indent is None:
             sibling_indent = width
-        elif width <= sibling_indent and not closes and boundaries[-1] != end:
-            boundaries.append(end)  # this line starts a statement: the suffix may end before it
+        elif (width < sibling_indent or (width == sibling_indent and not closes)) and boundaries[-1] != end:
+            # This line starts a statement, or it closes or continues an enclosing one
+            # from further left ("else:" after a block): the statement above ended. A
+            # closer at the statement's own indentation (a call's ")") is still part of it.
+            boundaries.append(end)
         if not fits:
             end = boundaries[-1]
             break

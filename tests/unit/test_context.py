@@ -285,6 +285,16 @@ def test_suffix_never_ends_inside_a_statement() -> None:
         )
 
 
+def test_suffix_keeps_a_whole_line_that_fits_before_an_outer_continuation() -> None:
+    # The line after the cursor ends its statement where "elif" continues the outer
+    # one; when "elif ..." itself does not fit, the suffix still keeps that line.
+    text = "def f(a):\n    if a:\n        x = 1\n\n        return x\n    elif a is None and a != 12345678:\n"
+    doc = Document("file:///a.py", text, "python")
+    cursor = len("def f(a):\n    if a:\n        x = 1\n")
+    suffix = build_context(doc, cursor, Budgets(suffix_tokens=10), quarter).suffix
+    assert suffix == "\n        return x"
+
+
 def test_suffix_is_stable_while_typing_on_the_line() -> None:
     text = big_python(6)
     doc = Document("file:///a.py", text, "python")
