@@ -87,6 +87,8 @@ class Budgets:
     """Tokens allowed for the prefix and for the suffix of the prompt."""
 
     prefix_tokens: int = 1536
+    #: The library's default, for tests and benchmarks; the daemon's own defaults (0, from
+    #: the measured quality curve) are in ``lsp_server.config``.
     suffix_tokens: int = 16
 
 

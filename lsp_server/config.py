@@ -37,7 +37,7 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: Token budget for text before the cursor.
     prefix_tokens: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 1536
     #: Token budget for text after the cursor (re-evaluated on every keystroke).
-    suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 16
+    suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
     #: FIM order: "auto" uses the order the model family was trained on.
     fim_order: Literal["auto", "psm", "spm"] = "auto"
     #: Wait this long after a keystroke before starting a generation.
