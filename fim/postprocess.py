@@ -195,15 +195,17 @@ class StreamFilter:
             return ""
         opened = self._opened_line(text)
         if opened is not None:
-            return self._finish_opened(opened)
-        body, skipped = self._body(text)
-        if skipped:
-            body = self._strip_cursor_indent(body)
-        elif self._blank_line and self.context.line_prefix:
-            # The editor indented the blank line already; more indentation from the
-            # model there is a token-boundary artefact, not a deeper level.
-            body = body.lstrip(" \t")
-        result = self._finish_single(body) if self.mode is Mode.SINGLE_LINE else self._finish_multi(body)
+            result = self._finish_opened(opened)
+        else:
+            body, skipped = self._body(text)
+            if skipped:
+                body = self._strip_cursor_indent(body)
+            elif self._blank_line and self.context.line_prefix:
+                # The editor indented the blank line already; more indentation from the
+                # model there is a token-boundary artefact, not a deeper level.
+                body = body.lstrip(" \t")
+            single = self.mode is Mode.SINGLE_LINE
+            result = self._finish_single(body) if single else self._finish_multi(body)
         if not result.strip():
             return ""
         result = self._check_syntax(result)
@@ -214,17 +216,14 @@ class StreamFilter:
         return result
 
     def _finish_opened(self, body: str) -> str:
-        """A line break and the one new line after the cursor's line, or ""."""
+        """A line break and the one new line after the cursor's line, or "" (before the syntax check)."""
         line = self._reindent([body.split("\n", 1)[0].rstrip()])[0]
         if not line.strip():
             return ""
         if not _is_trivial(line) and line.strip() == self.context.next_line.strip():
             log.debug("dropped a new line that repeats the next one: %r", line)
             return ""
-        result = self._check_syntax("\n" + line)
-        if not result.strip():
-            return ""
-        return result.replace("\n", self.context.newline) if self.context.newline != "\n" else result
+        return "\n" + line
 
     def _strip_cursor_indent(self, body: str) -> str:
         """The real first line came after a line break: the cursor's indentation is already typed."""
