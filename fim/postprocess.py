@@ -32,7 +32,8 @@ import math
 import re
 
 from fim import languages
-from fim.context import CompletionContext, Mode, indent_width, leading_whitespace
+from fim.context import CompletionContext, Mode
+from fim.context.text import StringScanner, indent_width, leading_whitespace
 
 log = logging.getLogger(__name__)
 
@@ -58,32 +59,14 @@ def bracket_balance(text: str, string_delimiter: str = "") -> int:
     ``string_delimiter`` says ``text`` starts inside a string opened before it: the
     first unescaped delimiter closes that string and counts as a closer.
     """
+    scanner = StringScanner(text, _QUOTES, string_delimiter)
     balance = 0
-    quote = string_delimiter
-    outer = bool(string_delimiter)
-    index = 0
-    length = len(text)
-    while index < length:
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 2
-                continue
-            if text.startswith(quote, index):
-                if outer:
-                    balance -= 1
-                    outer = False
-                index += len(quote)
-                quote = ""
-                continue
-        elif char in _OPENING:
+    for _, char in scanner.code_characters():
+        if char in _OPENING:
             balance += 1
         elif char in _CLOSING:
             balance -= 1
-        elif char in _QUOTES:
-            quote = char
-        index += 1
-    return balance
+    return balance - 1 if scanner.closed_open_string else balance
 
 
 def _is_trivial(line: str) -> bool:

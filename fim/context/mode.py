@@ -1,0 +1,158 @@
+"""The mode of a completion: one line, a block, or no request, and why.
+
+``decide_mode`` looks at where the cursor is: in a comment or string, in an
+identifier, before text that is not only closing punctuation, right after a block
+opener or on a blank line below one. For a block it also says the opener's indentation
+and the least indentation a line below needs to belong to the block (the floor), which
+the suffix cut uses too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from fim.context.text import indent_width, is_word_char, leading_whitespace
+
+if TYPE_CHECKING:
+    from fim.context.document import Document
+    from fim.languages import LanguageSpec
+
+#: Only closing punctuation and whitespace right of the cursor: a completion can go there.
+CLOSING_RIGHT = re.compile(r"^[\s)\]}>;,:'\"`]*$")
+#: Lines searched upwards for a block opener above a blank cursor line.
+OPENER_SEARCH_LINES = 50
+_LAST_TOKEN = re.compile(r"(?:\w+|\S)$")
+
+
+class Mode(StrEnum):
+    """How much to complete: one line, a block, or nothing."""
+
+    SINGLE_LINE = "single-line"
+    MULTI_LINE = "multi-line"
+    NONE = "none"
+
+
+def _opener_token(stripped: str) -> str:
+    """The token that opens the block at the end of a line (``:``, ``{``, ``then``...).
+
+    Reasons name this token and never quote the user's code: the server looks for the
+    word "comment" in a reason to tell comments apart.
+    """
+    match = _LAST_TOKEN.search(stripped)
+    return match.group(0) if match else stripped[-1:]
+
+
+def _opener_above(doc: Document, spec: LanguageSpec, line: int) -> tuple[int, str] | None:
+    """The nearest non-blank line above ``line`` if it opens a block: (line, its stripped text)."""
+    for candidate in range(line - 1, max(-1, line - 1 - OPENER_SEARCH_LINES), -1):
+        stripped = doc.line_text(candidate).strip()
+        if not stripped:
+            continue
+        if any(stripped.startswith(marker) for marker in spec.line_comment):
+            return None
+        if spec.is_opener_line(stripped) or stripped.endswith(("(", "[", "{")):
+            return candidate, stripped
+        return None
+    return None
+
+
+def next_nonblank(doc: Document, line: int, limit: int = 50) -> int | None:
+    """The first non-blank line below ``line``, within ``limit`` lines."""
+    for candidate in range(line + 1, min(doc.line_count, line + 1 + limit)):
+        if doc.line_text(candidate).strip():
+            return candidate
+    return None
+
+
+def previous_nonblank(doc: Document, line: int, limit: int = 50) -> int | None:
+    """The first non-blank line above ``line``, within ``limit`` lines."""
+    for candidate in range(line - 1, max(-1, line - 1 - limit), -1):
+        if doc.line_text(candidate).strip():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    """The mode, the reason shown for it, and the block a multi-line completion fills."""
+
+    mode: Mode
+    reason: str
+    block_indent: str | None = None
+    #: Lines below need at least this indentation to belong to the cursor's block.
+    floor: int = 0
+
+
+def decide_mode(
+    doc: Document,
+    spec: LanguageSpec,
+    line: int,
+    line_prefix: str,
+    line_suffix: str,
+    scope: str,
+) -> ModeDecision:
+    """The mode for the cursor at the end of ``line_prefix`` on ``line``, in ``scope``."""
+    line_text = line_prefix + line_suffix
+    own_indent = indent_width(leading_whitespace(line_text))
+    blank_before = not line_prefix.strip()
+    floor = indent_width(line_prefix) if blank_before else own_indent
+    if (
+        line_prefix
+        and line_suffix
+        and is_word_char(line_prefix[-1], spec.word_extra)
+        and is_word_char(line_suffix[0], spec.word_extra)
+    ):
+        return ModeDecision(
+            Mode.NONE,
+            "cursor is inside an identifier (word characters on both sides): no request",
+            floor=floor,
+        )
+    if scope == "comment":
+        return ModeDecision(Mode.SINGLE_LINE, "inside a comment: single line", floor=floor)
+    if scope == "string":
+        return ModeDecision(
+            Mode.SINGLE_LINE, "inside a string (handled like a comment): single line", floor=floor
+        )
+    stripped_prefix = line_prefix.strip()
+    right = line_suffix.strip()
+    if right and not CLOSING_RIGHT.match(line_suffix):
+        return ModeDecision(
+            Mode.SINGLE_LINE,
+            "text right of the cursor is not only closing punctuation: single line that must merge with it",
+            floor=floor,
+        )
+    if stripped_prefix and spec.is_opener_line(stripped_prefix):
+        indent = leading_whitespace(line_text)
+        return ModeDecision(
+            Mode.MULTI_LINE,
+            f"right after the block opener {_opener_token(stripped_prefix)!r}: "
+            "multi-line to the end of the block",
+            indent,
+            indent_width(indent) + 1,
+        )
+    if right:
+        return ModeDecision(
+            Mode.SINGLE_LINE, "only closing punctuation right of the cursor: single line", floor=floor
+        )
+    if blank_before:
+        opener = _opener_above(doc, spec, line)
+        if opener is not None:
+            opener_line, opener_text = opener
+            indent = leading_whitespace(doc.line_text(opener_line))
+            width = indent_width(indent)
+            following = next_nonblank(doc, line)
+            empty = following is None
+            if following is not None:
+                text_below = doc.line_text(following)
+                empty = indent_width(leading_whitespace(text_below)) <= width
+            what = "empty block body" if empty else "new line right after a block opener"
+            return ModeDecision(
+                Mode.MULTI_LINE,
+                f"{what} after {_opener_token(opener_text)!r}: multi-line to the end of the block",
+                indent,
+                width + 1,
+            )
+    return ModeDecision(Mode.SINGLE_LINE, "continuing the statement: single line", floor=floor)

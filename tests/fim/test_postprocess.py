@@ -1,0 +1,256 @@
+"""Streaming stop rules and the final trimming of the model's output."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fim.context import Budgets, CompletionContext, Document, Mode, build_context
+from fim.postprocess import StreamFilter, bracket_balance
+
+
+def quarter(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+def context_at(source: str, language: str = "python") -> CompletionContext:
+    """The context at the ``<|>`` marker of ``source``."""
+    cursor = source.index("<|>")
+    doc = Document("untitled:1", source.replace("<|>", ""), language)
+    return build_context(doc, cursor, Budgets(prefix_tokens=1536, suffix_tokens=16), quarter)
+
+
+def finish(context: CompletionContext, raw: str, mode: Mode | None = None) -> str:
+    return StreamFilter(context, mode).finish(raw)
+
+
+@pytest.mark.parametrize(
+    ("text", "delimiter", "balance"),
+    [
+        ("f(a, [b])", "", 0),
+        ("x)", "", -1),
+        ("g(h(", "", 2),
+        ("')' + (", "", 1),
+        ('world")', '"', -2),
+        ('a\\"b"', '"', -1),
+        ("", "", 0),
+    ],
+)
+def test_bracket_balance(text: str, delimiter: str, balance: int) -> None:
+    assert bracket_balance(text, delimiter) == balance
+
+
+# ---------------------------------------------------------------------------- single line
+
+
+def test_single_line_ends_at_the_line_break() -> None:
+    context = context_at("def f(x):\n    y = <|>\n    return y\n")
+    assert finish(context, "x * 2\n    return y") == "x * 2"
+    assert StreamFilter(context).should_stop("x * 2\n")
+    assert not StreamFilter(context).should_stop("x * 2")
+
+
+def test_leading_line_break_is_skipped_only_on_a_blank_line() -> None:
+    blank = context_at("def f(x):\n    y = x\n    <|>\n")
+    assert finish(blank, "\n    return y\n") == "return y"
+    assert not StreamFilter(blank).should_stop("\n")
+    assert not StreamFilter(blank).should_stop("\n    return")
+    assert StreamFilter(blank).should_stop("\n    return y\n")
+
+
+def test_a_leading_line_break_at_a_written_line_end_opens_the_next_line() -> None:
+    written = context_at("def f(x):\n    y = x<|>\n")
+    assert finish(written, "\n    return y\n") == "\n    return y"
+    assert not StreamFilter(written).should_stop("\n")
+    assert not StreamFilter(written).should_stop("\n    return y")
+    assert StreamFilter(written).should_stop("\n    return y\n")
+    assert finish(written, "\n\n") == "", "an empty new line is nothing to show"
+    assert finish(written, " * 2\n    return y") == " * 2", "text on the line itself still ends there"
+    below = context_at("def f(x):\n    y = x<|>\n    return y\n")
+    assert finish(below, "\n    return y\n") == "", "the new line only repeats the next one"
+    crlf = context_at("def f(x):\r\n    y = x<|>\r\n")
+    assert finish(crlf, "\r\n    return y\r\n") == "\r\n    return y"
+
+
+def test_skipped_line_break_drops_the_indentation_already_typed() -> None:
+    context = context_at("def f(x):\n    if x:\n        <|>\n")
+    assert finish(context, "\n        return 1\n") == "return 1"
+    assert finish(context, "\n    return 1\n") == "return 1", "less indented than typed: the typed one stays"
+
+
+def test_indentation_added_on_an_indented_blank_line_is_dropped() -> None:
+    single = context_at("def f(x):\n    y = x\n    <|>\n    return y\n")
+    assert finish(single, "  y += 1\n") == "y += 1"
+    multi = context_at("func f() {\n\tfor {\n\t\t<|>\n\t}\n}\n", "go")
+    assert finish(multi, "\tx++\n\t\ty++\n\t}\n") == "x++\n\t\ty++"
+    column_zero = context_at("def f(x):\n<|>\n")
+    assert finish(column_zero, "    return x\n") == "    return x", "nothing typed: the model indents"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\n\n", " \t \n  "])
+def test_whitespace_only_output_is_dropped(raw: str) -> None:
+    for source in ("x = <|>\n", "def f():\n    <|>\n", "def f():<|>\n"):
+        assert finish(context_at(source), raw) == ""
+
+
+def test_closers_already_right_of_the_cursor_are_not_repeated() -> None:
+    context = context_at("total = sum(max(<|>))\n")
+    assert finish(context, "a, b))") == "a, b"
+    assert finish(context, "a, b)") == "a, b"
+    assert finish(context, "abs(a))") == "abs(a)"
+    assert finish(context, "abs(a)") == "abs(a)"
+
+
+def test_the_rest_of_the_line_reproduced_is_removed() -> None:
+    context = context_at("print(<|>, sep='')\n")
+    assert finish(context, "a, b, sep='')\n") == "a, b"
+    assert finish(context, ", sep='')") == "", "only a copy of the right side"
+
+
+def test_a_completion_repeating_the_next_or_previous_line_is_dropped() -> None:
+    context = context_at("def f(items):\n    items.sort()\n    <|>\n    return items[0]\n")
+    assert finish(context, "return items[0]") == ""
+    assert finish(context, "items.sort()") == ""
+    assert finish(context, "items.reverse()") == "items.reverse()"
+
+
+def test_none_mode_shows_nothing_and_stops_at_once() -> None:
+    context = context_at("value = va<|>lue\n")
+    assert context.mode is Mode.NONE
+    assert StreamFilter(context).should_stop("")
+    assert finish(context, "lue + 1") == ""
+
+
+# ---------------------------------------------------------------------------- multi-line
+
+
+def test_multi_line_ends_where_indentation_drops() -> None:
+    context = context_at("class A:\n    def f(self):<|>\n\n    def g(self):\n        pass\n")
+    raw = "\n        self.x = 1\n        return self.x\n\n    def g(self):\n"
+    assert finish(context, raw) == "\n        self.x = 1\n        return self.x"
+    stream = StreamFilter(context)
+    assert not stream.should_stop("\n        self.x = 1\n        return self.x\n\n")
+    assert not stream.should_stop("\n        self.x = 1\n        return self.x\n\n    d")
+    assert stream.should_stop("\n        self.x = 1\n        return self.x\n\n    def ")
+
+
+def test_multi_line_stops_where_it_reaches_the_existing_code() -> None:
+    context = context_at("def f(x):\n    <|>\n    y = x * 2\n    return y\n")
+    assert finish(context, "x = abs(x)\n    y = x * 2\n    return y\n") == "x = abs(x)"
+
+
+def test_repeated_lines_are_cut() -> None:
+    context = context_at("def f(x):<|>\n")
+    raw = "\n    print(x, flush=True)\n    print(x, flush=True)\n    print(x, flush=True)\n"
+    assert finish(context, raw) == "\n    print(x, flush=True)"
+
+
+@pytest.mark.parametrize(
+    ("source", "raw", "expected"),
+    [
+        # The document closes the block: the model's closer is dropped.
+        ("function f() {<|>\n}\n", "\n  go();\n}\n", "\n  go();"),
+        # It does not: the closer is kept.
+        ("function f() {<|>\n\nfunction g() {}\n", "\n  go();\n}\n\nfunction", "\n  go();\n}"),
+        # The closers are right of the cursor: end on a fresh line before them.
+        ("run(() => {<|>});\n", "\n  go();\n});", "\n  go();\n"),
+    ],
+)
+def test_block_closers(source: str, raw: str, expected: str) -> None:
+    assert finish(context_at(source, "javascript"), raw) == expected
+
+
+def test_indentation_follows_the_document() -> None:
+    tabs = context_at("func f() {\n\tif x {<|>\n\t}\n}\n", "go")
+    assert finish(tabs, "\n        y()\n        z()\n    }\n") == "\n\t\ty()\n\t\tz()"
+    spaces = context_at("def f():\n    if x:<|>\n")
+    assert finish(spaces, "\n\t\ty()\n\t\tz()\n") == "\n        y()\n        z()"
+    # A model stepping 2 spaces in a 4-space document: widened, nesting kept.
+    assert finish(spaces, "\n      for i in x:\n        y(i)\n      z()\n") == (
+        "\n        for i in x:\n            y(i)\n        z()"
+    )
+    # Already in whole document steps: left alone.
+    assert finish(spaces, "\n        y()\n        z()\n") == "\n        y()\n        z()"
+
+
+def test_forced_modes_from_the_settings() -> None:
+    context = context_at("def f(x):\n    y = x<|>\n    return y\n")
+    assert context.mode is Mode.SINGLE_LINE
+    assert finish(context, " + 1\n    z = y", Mode.MULTI_LINE) == " + 1\n    z = y"
+    multi = context_at("def f(x):<|>\n")
+    assert finish(multi, "\n    return x\n    y = 1\n", Mode.SINGLE_LINE) == "\n    return x"
+
+
+def test_crlf_documents_get_crlf_completions() -> None:
+    context = context_at("def f(x):<|>\r\n    pass\r\n")
+    assert finish(context, "\r\n    y = x\r\n    return y\r\n") == "\r\n    y = x\r\n    return y"
+
+
+# ---------------------------------------------------------------------------- syntax check
+
+
+def test_completion_that_breaks_the_parse_is_cut_back() -> None:
+    context = context_at("def f(a, b):\n    return <|>\n")
+    assert finish(context, "max(a, b") == "max"
+    assert finish(context, "max(a, b)") == "max(a, b)"
+    assert finish(context, ")))") == ""
+
+
+def test_multi_line_completion_is_cut_back_by_lines() -> None:
+    context = context_at("function f(x) {<|>\n}\n", "javascript")
+    assert finish(context, "\n  const y = x;\n  return (y") == "\n  const y = x;"
+
+
+def test_languages_without_grammar_are_not_parse_checked() -> None:
+    context = context_at("def f(a, b)\n  return <|>\nend\n", "ruby")
+    assert finish(context, "max(a, b") == "max(a, b"
+
+
+# ---------------------------------------------------------------------------- streaming contract
+
+PIECES = [
+    "x",
+    " ",
+    "\n",
+    "    ",
+    "        ",
+    "\t",
+    "return ",
+    "y",
+    "(",
+    ")",
+    "}",
+    "{",
+    ":",
+    "end",
+    "else",
+    ";",
+    '"',
+    "\r\n",
+]
+
+SOURCES = [
+    ("def f(x):<|>\n\ndef g():\n    pass\n", "python"),
+    ("def f(x):\n    y = x\n    <|>\n    return y\n", "python"),
+    ("def f(x):\n    y = x<|>\n    return y\n", "python"),
+    ("total = sum(<|>)\n", "python"),
+    ("function f() {<|>\n}\n", "javascript"),
+    ("run(() => {<|>});\n", "javascript"),
+    ("local function f()\n  <|>\nend\n", "lua"),
+    ("fn f() {\n    if x {<|>\n    y\n}\n", "rust"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SOURCES), st.lists(st.sampled_from(PIECES), max_size=30))
+def test_stopping_early_never_changes_what_is_shown(source: tuple[str, str], tokens: list[str]) -> None:
+    context = context_at(*source)
+    stream = StreamFilter(context)
+    text = ""
+    for token in tokens:
+        text += token
+        if stream.should_stop(text):
+            break
+    full = "".join(tokens)
+    assert StreamFilter(context).finish(text) == StreamFilter(context).finish(full)
