@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fim.engine import (
-    WORK_SEQ,
-    CompletionRequest,
-    Engine,
-    EngineConfig,
-    ModelLoadError,
-    _Utf8Stream,
-)
+from fim.backend import Backend, CompletionRequest, ModelLoadError
+from fim.config import Config, engine_config
+from fim.llama import EngineConfig, LlamaEngine
+from fim.llama.generation import Utf8Stream
+from fim.llama.kv import WORK_SEQ
 
 PREFIX = '''def is_even(number):
     """Return True when number is divisible by two."""
@@ -32,13 +29,18 @@ LONG_PREFIX = "".join(f"def helper_{i}(value):\n    return value * {i} + {i % 7}
 EXACT = {"flash_attn": False}
 
 
+def settings(path: Path | str, **options: object) -> EngineConfig:
+    """The engine settings for these options, every other one at its default."""
+    return engine_config(Config(**options), str(path))
+
+
 @pytest.fixture(scope="module")
-def engine(model_path: Path) -> Engine:
-    return Engine(EngineConfig(model_path=str(model_path), n_ctx=4096, n_streams=2, **EXACT))
+def engine(model_path: Path) -> LlamaEngine:
+    return LlamaEngine(settings(model_path, n_ctx=4096, document_streams=2, **EXACT))
 
 
 def test_flash_attention_default_completes_the_obvious_line(model_path: Path) -> None:
-    fast = Engine(EngineConfig(model_path=str(model_path), n_ctx=2048, n_streams=1))
+    fast = LlamaEngine(settings(model_path, n_ctx=2048, document_streams=1))
     try:
         assert fast.config.flash_attn
         result = fast.complete(CompletionRequest(PREFIX, SUFFIX, max_tokens=24), on_text=first_line)
@@ -47,18 +49,28 @@ def test_flash_attention_default_completes_the_obvious_line(model_path: Path) ->
         fast.close()
 
 
+def test_engine_is_a_backend(engine: LlamaEngine) -> None:
+    assert isinstance(engine, Backend)
+    capabilities = engine.capabilities
+    assert capabilities.document_streams and capabilities.token_healing and capabilities.exact_token_counts
+    described = engine.describe()
+    assert described["template"] == engine.template.template.name
+    assert described["n_ctx"] == engine.n_ctx
+    assert engine.build_prompt(PREFIX, SUFFIX) == engine.build_prompt_with_stream_end(PREFIX, SUFFIX)[0]
+
+
 def first_line(text: str) -> bool:
     return "\n" in text
 
 
-def test_completes_the_obvious_line(engine: Engine) -> None:
+def test_completes_the_obvious_line(engine: LlamaEngine) -> None:
     result = engine.complete(CompletionRequest(PREFIX, SUFFIX, max_tokens=24), on_text=first_line)
     assert "% 2 == 0" in result.text
     assert result.stats.stop_reason == "callback"
     assert result.stats.tokens_generated > 0
 
 
-def test_output_identical_with_and_without_kv_reuse(model_path: Path, engine: Engine) -> None:
+def test_output_identical_with_and_without_kv_reuse(model_path: Path, engine: LlamaEngine) -> None:
     prompts = [
         (PREFIX, SUFFIX),
         (PREFIX + "n", SUFFIX),
@@ -71,7 +83,7 @@ def test_output_identical_with_and_without_kv_reuse(model_path: Path, engine: En
     ]
     fresh = []
     for p, s in prompts:
-        cold = Engine(EngineConfig(model_path=str(model_path), n_ctx=1024, n_streams=0, **EXACT))
+        cold = LlamaEngine(settings(model_path, n_ctx=1024, document_streams=0, **EXACT))
         try:
             fresh.append(cold.complete(CompletionRequest(p, s, max_tokens=16)).text)
         finally:
@@ -79,7 +91,7 @@ def test_output_identical_with_and_without_kv_reuse(model_path: Path, engine: En
     assert reused == fresh
 
 
-def test_output_identical_with_and_without_prompt_lookup(engine: Engine) -> None:
+def test_output_identical_with_and_without_prompt_lookup(engine: LlamaEngine) -> None:
     prefix = LONG_PREFIX[:1500] + "def helper_x(value):\n    return value * "
     plain = engine.complete(CompletionRequest(prefix, "", max_tokens=40, prompt_lookup=False))
     drafted = engine.complete(CompletionRequest(prefix, "", max_tokens=40, prompt_lookup=True))
@@ -87,7 +99,7 @@ def test_output_identical_with_and_without_prompt_lookup(engine: Engine) -> None
     assert drafted.stats.tokens_drafted > 0
 
 
-def test_one_character_edit_evaluates_only_the_tail(engine: Engine) -> None:
+def test_one_character_edit_evaluates_only_the_tail(engine: LlamaEngine) -> None:
     suffix = "\n    return result\n"
     engine.complete(CompletionRequest(LONG_PREFIX + "x = ", suffix, max_tokens=2, stream_key="edit"))
     suffix_tokens = len(engine.tokenize(suffix))
@@ -97,7 +109,7 @@ def test_one_character_edit_evaluates_only_the_tail(engine: Engine) -> None:
     assert after.stats.tokens_reused >= len(engine.tokenize(LONG_PREFIX)) - 2
 
 
-def test_cursor_jump_back_reuses_the_document_stream(engine: Engine) -> None:
+def test_cursor_jump_back_reuses_the_document_stream(engine: LlamaEngine) -> None:
     doc = LONG_PREFIX
     engine.complete(CompletionRequest(doc, "", max_tokens=1, stream_key="jump"))
     cut = doc.index("def helper_30")
@@ -106,7 +118,7 @@ def test_cursor_jump_back_reuses_the_document_stream(engine: Engine) -> None:
     assert jumped.stats.tokens_reused >= len(engine.tokenize(doc[:cut])) - 4
 
 
-def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: Engine) -> None:
+def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: LlamaEngine) -> None:
     cancel = threading.Event()
     long_prompt = LONG_PREFIX * 2
     chunk = engine.config.prefill_chunk
@@ -135,7 +147,7 @@ def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: Engin
     assert again.stats.tokens_reused >= kept - 1
 
 
-def test_cancel_during_decode_stops_within_a_token(engine: Engine) -> None:
+def test_cancel_during_decode_stops_within_a_token(engine: LlamaEngine) -> None:
     cancel = threading.Event()
     seen: list[float] = []
 
@@ -158,7 +170,7 @@ def test_cancel_during_decode_stops_within_a_token(engine: Engine) -> None:
     )
 
 
-def test_stops_on_max_tokens_and_time_budget(engine: Engine) -> None:
+def test_stops_on_max_tokens_and_time_budget(engine: LlamaEngine) -> None:
     capped = engine.complete(CompletionRequest("# a long story\n", "", max_tokens=5))
     assert capped.stats.stop_reason in ("max_tokens", "eog")
     assert capped.stats.tokens_generated <= 5
@@ -170,17 +182,17 @@ def test_stops_on_max_tokens_and_time_budget(engine: Engine) -> None:
 
 
 def test_split_utf8_is_joined() -> None:
-    stream = _Utf8Stream()
+    stream = Utf8Stream()
     encoded = "é🙂".encode()
     for byte in encoded:
         stream.push(bytes([byte]))
     assert stream.finish() == "é🙂"
-    half = _Utf8Stream()
+    half = Utf8Stream()
     half.push("🙂".encode()[:2])
     assert half.text == ""  # held back until the character is whole
 
 
-def test_multibyte_generation_round_trips(engine: Engine) -> None:
+def test_multibyte_generation_round_trips(engine: LlamaEngine) -> None:
     prefix = 'greeting = "こんにちは"\nsame = "こんにち'
     result = engine.complete(CompletionRequest(prefix, '"\n', max_tokens=6))
     assert "\ufffd" not in result.text
@@ -188,18 +200,18 @@ def test_multibyte_generation_round_trips(engine: Engine) -> None:
 
 def test_missing_model_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="not found"):
-        Engine(EngineConfig(model_path=str(tmp_path / "absent.gguf")))
+        LlamaEngine(settings(tmp_path / "absent.gguf"))
 
 
 def test_corrupt_model_gives_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"this is not a model" * 100)
     with pytest.raises(ModelLoadError, match="not a GGUF"):
-        Engine(EngineConfig(model_path=str(bad)))
+        LlamaEngine(settings(bad))
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
     with pytest.raises(ModelLoadError, match="could not load"):
-        Engine(EngineConfig(model_path=str(truncated)))
+        LlamaEngine(settings(truncated))
 
 
 def without_fim_tokens(model_path: Path, target: Path) -> Path:
@@ -218,4 +230,4 @@ def without_fim_tokens(model_path: Path, target: Path) -> Path:
 def test_model_without_fim_tokens_gives_a_clear_error(model_path: Path, tmp_path: Path) -> None:
     patched = without_fim_tokens(model_path, tmp_path / "no-fim.gguf")
     with pytest.raises(ModelLoadError, match="no fill-in-the-middle tokens"):
-        Engine(EngineConfig(model_path=str(patched), n_ctx=512))
+        LlamaEngine(settings(patched, n_ctx=512))

@@ -1,0 +1,121 @@
+"""The model's vocabulary: text to token ids and back, and the FIM template it supports.
+
+Buffer text is always tokenized with special-token parsing off, so control-token text
+typed in the user's code stays plain text; only template detection looks control
+tokens up by their text. The template is resolved once, when the vocabulary is wrapped,
+because the stop tokens depend on it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from typing import Any
+
+import llama_cpp as llama
+
+from fim.templates import Order, ResolvedTemplate, detect
+
+_PIECE_BUFFER_SIZE = 256
+
+
+class Vocabulary:
+    """One loaded model's vocabulary and its resolved FIM template.
+
+    Raises ``fim.templates.TemplateError`` when the vocabulary has no FIM tokens.
+    """
+
+    def __init__(self, vocab: Any, order: Order | None) -> None:
+        self._vocab = vocab
+        self._piece_buffer = ctypes.create_string_buffer(_PIECE_BUFFER_SIZE)
+        self._eog_cache: dict[int, bool] = {}
+        self._pieces_index: dict[int, list[tuple[int, bytes]]] | None = None
+        self.template = self._detect_template(order)
+
+    @property
+    def size(self) -> int:
+        """Number of token ids in the vocabulary."""
+        return int(llama.llama_vocab_n_tokens(self._vocab))
+
+    def _detect_template(self, order: Order | None) -> ResolvedTemplate:
+        eog = frozenset(
+            i for i in (llama.llama_vocab_eos(self._vocab), llama.llama_vocab_eot(self._vocab)) if i >= 0
+        )
+        return detect(
+            self.single_token,
+            vocab_fim_ids=(
+                llama.llama_vocab_fim_pre(self._vocab),
+                llama.llama_vocab_fim_suf(self._vocab),
+                llama.llama_vocab_fim_mid(self._vocab),
+            ),
+            id_to_text=self.token_text,
+            bos_id=llama.llama_vocab_bos(self._vocab),
+            eog_ids=eog,
+            order=order,
+        )
+
+    def single_token(self, text: str) -> int | None:
+        """The id of the token whose text is exactly ``text`` (control tokens included), if any."""
+        ids = self._tokenize(text, parse_special=True)
+        if len(ids) == 1 and self.token_text(ids[0]) == text:
+            return ids[0]
+        return None
+
+    def token_text(self, token: int) -> str:
+        raw = llama.llama_vocab_get_text(self._vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def _tokenize(self, text: str, *, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (llama.llama_token * capacity)()
+        count = llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, False, parse_special)
+        if count < 0:
+            capacity = -count
+            tokens = (llama.llama_token * capacity)()
+            count = llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, False, parse_special)
+        return list(tokens[:count])
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokenize buffer text; control-token text stays plain text."""
+        return self._tokenize(text, parse_special=False)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token stands for; may be part of a UTF-8 character."""
+        length = llama.llama_token_to_piece(
+            self._vocab, token, self._piece_buffer, _PIECE_BUFFER_SIZE, 0, False
+        )
+        if length < 0:
+            buffer = ctypes.create_string_buffer(-length)
+            length = llama.llama_token_to_piece(self._vocab, token, buffer, -length, 0, False)
+            return bytes(buffer.raw[:length])
+        return bytes(self._piece_buffer.raw[:length])
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_stop_token(self, token: int) -> bool:
+        """End of generation: the vocabulary's own end tokens and the template's stops."""
+        cached = self._eog_cache.get(token)
+        if cached is None:
+            cached = bool(llama.llama_vocab_is_eog(self._vocab, token)) or token in self.template.stop_ids
+            self._eog_cache[token] = cached
+        return cached
+
+    def pieces_by_first_byte(self) -> dict[int, list[tuple[int, bytes]]]:
+        """Every non-stop token with its piece, grouped by the piece's first byte.
+
+        Token healing looks up candidates here; the index is built on first use because
+        walking the whole vocabulary takes a moment.
+        """
+        if self._pieces_index is None:
+            index: dict[int, list[tuple[int, bytes]]] = {}
+            for token in range(self.size):
+                piece = self.piece(token)
+                if piece and not self.is_stop_token(token):
+                    index.setdefault(piece[0], []).append((token, piece))
+            self._pieces_index = index
+        return self._pieces_index
