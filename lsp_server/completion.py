@@ -1,8 +1,13 @@
-"""Inline and classic completion: context on the event loop, generation on the worker.
+"""The completion service: reuse first, then one pipeline run on the inference thread.
 
 Order of reuse, cheapest first: type-through (the user typed the start of the current
-suggestion), the LRU cache keyed by the prompt content, then the model. Speculative
-completions for the state after accepting a suggestion land in the same cache.
+suggestion), the LRU cache keyed by the plan, then the model. Speculative completions
+for the state after accepting a suggestion land in the same cache. What to complete and
+how (context, mode, prompt, post-processing) is ``fim.pipeline``'s business; this
+module only decides whether the model must run, and keeps the counters.
+
+Threading: ``complete`` runs on the event loop; the pipeline's ``run`` goes to the
+scheduler's inference thread.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fim.context import Budgets, CompletionContext, Document, Mode, build_context
-from fim.engine import CompletionRequest, CompletionStats, SamplingConfig
-from fim.positions import PositionEncoding
-from fim.postprocess import StreamFilter
-from lsp_server.config import Config
+from fim.backend import CompletionStats
+from fim.config import derive
+from fim.context import Document, Mode
+from fim.pipeline import CompletionPipeline, Generation, Plan
 from lsp_server.model_host import ModelHost
 from lsp_server.scheduler import Cancelled, Scheduler
+from lsp_server.settings import SessionSettings
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,7 @@ class Counters:
 class CompletionService:
     scheduler: Scheduler
     host: ModelHost
-    config: Config = field(default_factory=Config)
+    settings: SessionSettings
     counters: Counters = field(default_factory=Counters)
     last_stats: CompletionStats | None = None
     last_reason: str = ""
@@ -86,10 +91,18 @@ class CompletionService:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ helpers
+    def pipeline(self) -> CompletionPipeline | None:
+        """The pipeline for the current backend and settings; None while no model is ready."""
+        backend = self.host.ready_backend
+        if backend is None:
+            return None
+        return CompletionPipeline(backend, derive(self.settings.config))
+
     def language_enabled(self, language_id: str) -> bool:
-        if language_id in self.config.disabled_languages:
+        config = self.settings.config
+        if language_id in config.disabled_languages:
             return False
-        return not self.config.enabled_languages or language_id in self.config.enabled_languages
+        return not config.enabled_languages or language_id in config.enabled_languages
 
     def _no(self, reason: str, cursor: int = 0) -> Outcome:
         self.last_reason = reason
@@ -97,38 +110,13 @@ class CompletionService:
         log.info("no suggestion: %s", reason)
         return Outcome("", cursor, "", "none", reason)
 
-    def _count_tokens(self, text: str) -> int:
-        engine = self.host.engine
-        return engine.count_tokens(text) if engine is not None else len(text) // 3
-
-    def context_for(self, doc: Document, cursor: int) -> CompletionContext:
-        budgets = Budgets(prefix_tokens=self.config.prefix_tokens, suffix_tokens=self.config.suffix_tokens)
-        return build_context(doc, cursor, budgets, self._count_tokens)
-
-    def _mode(self, context: CompletionContext) -> Mode:
-        if context.mode is Mode.NONE:
-            return context.mode
-        if self.config.multiline == "never":
-            return Mode.SINGLE_LINE
-        if self.config.multiline == "always":
-            return Mode.MULTI_LINE
-        return context.mode
-
-    def _cache_key(self, context: CompletionContext, mode: Mode) -> tuple[Any, ...]:
-        return (
-            context.prefix,
-            context.suffix,
-            mode,
-            self.config.max_tokens,
-            self.config.temperature,
-        )
-
     def _remember(self, key: tuple[Any, ...], text: str) -> None:
-        if not self.config.cache:
+        config = self.settings.config
+        if not config.cache:
             return
         self._cache[key] = text
         self._cache.move_to_end(key)
-        while len(self._cache) > self.config.cache_size:
+        while len(self._cache) > config.cache_size:
             self._cache.popitem(last=False)
 
     def forget_document(self, uri: str) -> None:
@@ -143,7 +131,7 @@ class CompletionService:
     # ------------------------------------------------------------------ type-through
     def _type_through(self, doc: Document, cursor: int) -> str | None:
         previous = self._suggestions.get(doc.uri)
-        if previous is None or not self.config.type_through:
+        if previous is None or not self.settings.config.type_through:
             return None
         text = doc.text
         before, after = text[:cursor], text[cursor:]
@@ -160,21 +148,20 @@ class CompletionService:
         self.counters.requests += 1
         request_number = self._latest.get(doc.uri, 0) + 1
         self._latest[doc.uri] = request_number
+        config = self.settings.config
         if not self.language_enabled(doc.language_id):
             return self._no(f"language {doc.language_id!r} is disabled in the settings", cursor)
-        if self.host.state != "ready" or self.host.engine is None:
-            state = self.host.state
+        pipeline = self.pipeline()
+        if pipeline is None:
             detail = f": {self.host.error}" if self.host.error else ""
-            return self._no(f"model is {state}{detail}", cursor)
+            return self._no(f"model is {self.host.state}{detail}", cursor)
 
-        context = self.context_for(doc, cursor)
-        self._prefix_starts[doc.uri] = max(0, context.cursor - len(context.prefix))
-        mode = self._mode(context)
-        self.last_mode = str(mode)
-        if mode is Mode.NONE:
-            return self._no(context.reason, cursor)
-        if not self.config.complete_in_comments and context.scope != "code":
-            return self._no("inside a comment or string (completeInComments is off)", cursor)
+        plan = pipeline.plan(doc, cursor)
+        self._prefix_starts[doc.uri] = plan.prefix_start
+        self.last_mode = str(plan.mode)
+        if plan.skip_reason is not None:
+            return self._no(plan.skip_reason, cursor)
+        context = plan.context
 
         remainder = self._type_through(doc, cursor)
         if remainder is not None:
@@ -182,22 +169,21 @@ class CompletionService:
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], remainder)
             return Outcome(remainder, cursor, context.typed_word, "type-through", context.reason)
 
-        key = self._cache_key(context, mode)
-        cached = self._cache.get(key) if self.config.cache else None
+        cached = self._cache.get(plan.key) if config.cache else None
         if cached is not None:
-            self._cache.move_to_end(key)
+            self._cache.move_to_end(plan.key)
             self.counters.cache_hits += 1
-            if key in self._speculative_keys:
+            if plan.key in self._speculative_keys:
                 self.counters.speculative_hits += 1
-            return self._shown(doc, cursor, context, cached, "cache")
+            return self._shown(doc, cursor, plan, cached, "cache")
 
-        if self.config.debounce_ms and not invoked:
-            await asyncio.sleep(self.config.debounce_ms / 1000)
+        if config.debounce_ms and not invoked:
+            await asyncio.sleep(config.debounce_ms / 1000)
             if self._latest.get(doc.uri) != request_number:
                 return self._no("superseded by a newer request during debounce", cursor)
 
         try:
-            text, stats = await self._generate(doc.uri, context, mode, "completion")
+            generation = await self._generate(doc.uri, pipeline, plan, "completion")
         except Cancelled:
             # Superseded before it started: answer at once with nothing.
             self.counters.cancelled += 1
@@ -206,95 +192,67 @@ class CompletionService:
             # The client's $/cancelRequest: pygls answers RequestCancelled.
             self.counters.cancelled += 1
             raise
+        stats = generation.stats
         if stats.stop_reason == "cancelled":
             self.counters.cancelled += 1
             return self._no("cancelled by a newer keystroke", cursor)
-        if complete_answer(stats):
-            self._remember(key, text)
-        outcome = self._shown(doc, cursor, context, text, "model")
+        if generation.complete:
+            self._remember(plan.key, generation.text)
+        outcome = self._shown(doc, cursor, plan, generation.text, "model")
         outcome.stats = stats
-        if not text:
+        if not generation.text:
             return self._no(
                 f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
             )
         return outcome
 
-    def _shown(
-        self, doc: Document, cursor: int, context: CompletionContext, text: str, source: str
-    ) -> Outcome:
+    def _shown(self, doc: Document, cursor: int, plan: Plan, text: str, source: str) -> Outcome:
         if text:
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], text)
         else:
             self._suggestions.pop(doc.uri, None)
-        return Outcome(text, cursor, context.typed_word, source, context.reason)
+        return Outcome(text, cursor, plan.context.typed_word, source, plan.context.reason)
 
-    async def _generate(
-        self, uri: str, context: CompletionContext, mode: Mode, kind: str
-    ) -> tuple[str, CompletionStats]:
-        engine = self.host.engine
-        assert engine is not None
-        config = self.config
-        stream_filter = StreamFilter(context, mode=mode)
-        # Token healing: the typed part of the word is generated, not prompted, so that
-        # "return num" can become "number" rather than the variable "num".
-        heal = context.typed_word if context.prefix.endswith(context.typed_word) else ""
-        request = CompletionRequest(
-            prefix=context.prefix[: len(context.prefix) - len(heal)],
-            heal=heal,
-            suffix=context.suffix,
-            max_tokens=config.max_tokens_multiline if mode is Mode.MULTI_LINE else config.max_tokens,
-            time_budget_ms=config.time_budget_ms,
-            stream_key=uri,
-            sampling=SamplingConfig(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
-            prompt_lookup=config.prompt_lookup,
-        )
+    async def _generate(self, uri: str, pipeline: CompletionPipeline, plan: Plan, kind: str) -> Generation:
         job = self.scheduler.new_job("completion" if kind == "completion" else "speculative", uri)
         started = time.perf_counter()
-
-        def work(cancel: Any) -> tuple[str, CompletionStats]:
-            result = engine.complete(request, cancel, stream_filter.should_stop)
-            if result.stats.stop_reason == "cancelled":
-                return "", result.stats
-            return stream_filter.finish(result.text), result.stats
-
-        text, stats = await self.scheduler.run(job, work)
+        generation = await self.scheduler.run(job, lambda cancel: pipeline.run(plan, cancel))
+        stats = generation.stats
         if kind == "completion":
             self.counters.model_runs += 1
             self.last_stats = stats
         log.info(
             "%s %s: %d reused, %d evaluated, %d generated, %.0f ms, stop=%s",
             kind,
-            mode,
+            plan.mode,
             stats.tokens_reused,
             stats.tokens_evaluated,
             stats.tokens_generated,
             (time.perf_counter() - started) * 1000,
             stats.stop_reason,
         )
-        return text, stats
+        return generation
 
     # ------------------------------------------------------------------ speculative next
     async def speculate(self, doc: Document, cursor: int, accepted: str) -> None:
         """Compute the completion for the state after ``accepted`` is inserted at ``cursor``."""
-        if not self.config.speculative or self.host.engine is None or not accepted:
+        pipeline = self.pipeline()
+        if not self.settings.config.speculative or pipeline is None or not accepted:
             return
         # A copy keeps the parse and the token estimate; only the accepted text is new.
         future = doc.copy()
         future.replace(cursor, cursor, accepted)
-        future_cursor = cursor + len(accepted)
-        context = self.context_for(future, future_cursor)
-        mode = self._mode(context)
-        key = self._cache_key(context, mode)
-        if mode is Mode.NONE or key in self._cache:
+        plan = pipeline.plan(future, cursor + len(accepted))
+        if plan.mode is Mode.NONE or plan.key in self._cache:
             return
         self.counters.speculative_runs += 1
         try:
-            text, stats = await self._generate(doc.uri, context, mode, "speculative")
+            generation = await self._generate(doc.uri, pipeline, plan, "speculative")
         except (Cancelled, asyncio.CancelledError):
             return
-        if complete_answer(stats):
-            self._remember(key, text)
-            self._speculative_keys.add(key)
+        if generation.complete:
+            self._remember(plan.key, generation.text)
+            self._speculative_keys.add(plan.key)
             self.counters.speculative_ready += 1
 
     def status(self) -> dict[str, Any]:
@@ -309,19 +267,3 @@ class CompletionService:
             "lastNoSuggestionReason": self.last_reason,
             "cacheEntries": len(self._cache),
         }
-
-
-def complete_answer(stats: CompletionStats) -> bool:
-    """Whether a result is the model's whole answer and may be served again from the cache.
-
-    A generation cut short by the time budget (a busy machine) or an error is shown once
-    but not remembered: the next request at the same place asks the model again.
-    """
-    return stats.stop_reason in ("eog", "callback", "max_tokens")
-
-
-def encoding_of(value: str | None) -> PositionEncoding:
-    try:
-        return PositionEncoding(str(value or "utf-16"))
-    except ValueError:
-        return PositionEncoding.UTF16

@@ -4,32 +4,44 @@ After a pause of ``idlePrefillMs`` in a document, its leading text (from where t
 prompt prefix starts, up to the prefix budget) is evaluated into the document's stream
 on the inference thread. A later request at any cursor in that text then pays no
 prefix prefill. Any new request or edit cancels the warm-up; what it evaluated stays.
+
+Threading: timers and the decision run on the event loop; the evaluation runs on the
+scheduler's inference thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
-from lsp_server.scheduler import Cancelled
-
-if TYPE_CHECKING:
-    from lsp_server.server import FimServer
+from fim.context import Document
+from lsp_server.completion import CompletionService
+from lsp_server.scheduler import Cancelled, Scheduler
+from lsp_server.settings import SessionSettings
 
 log = logging.getLogger(__name__)
 
 
 class IdlePrefill:
-    def __init__(self, server: FimServer) -> None:
-        self.server = server
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        completions: CompletionService,
+        documents: Mapping[str, Document],
+        settings: SessionSettings,
+    ) -> None:
+        self.scheduler = scheduler
+        self.completions = completions
+        self.documents = documents
+        self.settings = settings
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.warmed_tokens = 0
 
     def touch(self, uri: str) -> None:
         """Activity in ``uri``: restart its idle timer."""
-        config = self.server.config
+        config = self.settings.config
         timer = self._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
@@ -50,22 +62,16 @@ class IdlePrefill:
         task.add_done_callback(self._tasks.discard)
 
     async def _warm(self, uri: str) -> None:
-        server = self.server
-        engine = server.host.engine
-        doc = server.documents.get(uri)
-        if engine is None or doc is None or server.host.state != "ready":
+        pipeline = self.completions.pipeline()
+        doc = self.documents.get(uri)
+        if pipeline is None or doc is None:
             return
-        if not server.scheduler.idle:
+        if not self.scheduler.idle:
             return  # a request is running; it will reschedule us when the user pauses again
-        start = server.completions.prefix_start(uri)
-        # Characters are a cheap upper bound here; the engine cuts at the token budget.
-        budget = server.config.prefix_tokens
-        text = doc.text[start : start + budget * 6]
-        job = server.scheduler.new_job("idle", uri)
+        start = self.completions.prefix_start(uri)
+        job = self.scheduler.new_job("idle", uri)
         try:
-            evaluated = await server.scheduler.run(
-                job, lambda cancel: engine.warm_stream(uri, text, cancel, max_tokens=budget)
-            )
+            evaluated = await self.scheduler.run(job, lambda cancel: pipeline.warm(doc, start, cancel))
         except (Cancelled, asyncio.CancelledError):
             return
         self.warmed_tokens += evaluated

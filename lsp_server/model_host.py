@@ -1,4 +1,4 @@
-"""Owns the resident engine: loads it in the background, reports progress, reloads.
+"""Owns the resident backend: loads it in the background, reports its state, reloads.
 
 States: ``idle`` (before initialize), ``loading``, ``ready``, ``error``. While not
 ready, completion requests get empty results. A load failure is shown to the user once,
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fim import models
-from fim.engine import Engine, EngineConfig, ModelLoadError
-from lsp_server.config import MODEL_FIELDS, Config
+from fim.backend import Backend, ModelLoadError
+from fim.config import RELOAD_FIELDS, Config, engine_config
 from lsp_server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -24,32 +24,21 @@ State = Literal["idle", "loading", "ready", "error"]
 
 @dataclass
 class LoadOutcome:
-    engine: Engine | None
+    backend: Backend | None
     error: str | None
 
 
-def engine_config(config: Config, model_path: str) -> EngineConfig:
-    return EngineConfig(
-        model_path=model_path,
-        n_ctx=config.n_ctx,
-        n_threads=config.threads or None,
-        n_gpu_layers=config.gpu_layers,
-        flash_attn=config.flash_attn,
-        kv_cache_type=config.kv_cache_type,
-        n_streams=config.document_streams,
-        fim_order=None if config.fim_order == "auto" else config.fim_order,
-    )
-
-
-def load_engine(config: Config, say: Callable[[str], None]) -> Engine:
+def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
     """Resolve the model (fetching only if allowed) and load it; raises ModelLoadError."""
+    from fim.llama import LlamaEngine  # loads llama.cpp's library on first use
+
     try:
         path = models.resolve(config.model, fetch=config.allow_download, progress=say)
     except models.ModelError as error:
         raise ModelLoadError(str(error)) from error
     say(f"loading {path.name}")
     try:
-        return Engine(engine_config(config, str(path)))
+        return LlamaEngine(engine_config(config, str(path)))
     except MemoryError as error:
         raise ModelLoadError(f"{path}: not enough RAM to load the model") from error
 
@@ -57,17 +46,21 @@ def load_engine(config: Config, say: Callable[[str], None]) -> Engine:
 class ModelHost:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
-        self.engine: Engine | None = None
+        self.backend: Backend | None = None
         self.state: State = "idle"
         self.error: str | None = None
         self.loaded_for: Config | None = None
-        self._lock = threading.Lock()
         self.generation = 0
+
+    @property
+    def ready_backend(self) -> Backend | None:
+        """The backend when it can serve a request, else None."""
+        return self.backend if self.state == "ready" else None
 
     def needs_reload(self, config: Config) -> bool:
         if self.loaded_for is None:
             return True
-        return any(getattr(config, name) != getattr(self.loaded_for, name) for name in MODEL_FIELDS)
+        return any(getattr(config, name) != getattr(self.loaded_for, name) for name in RELOAD_FIELDS)
 
     async def load(self, config: Config, say: Callable[[str], None]) -> LoadOutcome:
         """Load (or reload) the model on the inference thread."""
@@ -77,12 +70,12 @@ class ModelHost:
         job = self.scheduler.new_job("load", None)
 
         def work(_cancel: threading.Event) -> LoadOutcome:
-            old = self.engine
-            self.engine = None
+            old = self.backend
+            self.backend = None
             if old is not None:
                 old.close()
             try:
-                return LoadOutcome(load_engine(config, say), None)
+                return LoadOutcome(load_backend(config, say), None)
             except ModelLoadError as error:
                 return LoadOutcome(None, str(error))
             except Exception as error:  # llama.cpp can fail in ways we do not know yet
@@ -91,8 +84,8 @@ class ModelHost:
 
         outcome = await self.scheduler.run(job, work)
         self.loaded_for = config
-        if outcome.engine is not None:
-            self.engine = outcome.engine
+        if outcome.backend is not None:
+            self.backend = outcome.backend
             self.state = "ready"
         else:
             self.state = "error"

@@ -8,69 +8,67 @@ editors insert an empty-range item after the typed text.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from fim.positions import position_of
 from lsp_server.completion import Outcome
-
-if TYPE_CHECKING:
-    from lsp_server.server import FimServer
+from lsp_server.protocol import ACCEPT_COMMAND, FimServer
+from lsp_server.services import Services
 
 log = logging.getLogger(__name__)
-ACCEPT_COMMAND = "fim-lsp.accept"
 
 
-async def _outcome(ls: FimServer, uri: str, position: types.Position, invoked: bool) -> Outcome | None:
-    doc = ls.documents.get(uri)
-    if doc is None:
-        ls.completions.last_reason = f"document {uri} is not open"
-        return None
-    located = doc.offset_at(position.line, position.character, ls.encoding)
-    return await ls.completions.complete(doc, located, invoked=invoked)
+def register(server: FimServer, services: Services) -> None:
+    documents = services.documents
+    completions = services.completions
 
+    async def outcome_at(uri: str, position: types.Position, invoked: bool) -> Outcome | None:
+        doc = documents.get(uri)
+        if doc is None:
+            completions.last_reason = f"document {uri} is not open"
+            return None
+        located = doc.offset_at(position.line, position.character, server.encoding)
+        return await completions.complete(doc, located, invoked=invoked)
 
-def _range(ls: FimServer, uri: str, outcome: Outcome) -> types.Range:
-    doc = ls.documents[uri]
-    encoding = ls.encoding
-    start = position_of(doc.text, outcome.cursor - len(outcome.typed_word), encoding, doc.starts)
-    end = position_of(doc.text, outcome.cursor, encoding, doc.starts)
-    return types.Range(types.Position(*start), types.Position(*end))
+    def typed_range(uri: str, outcome: Outcome) -> types.Range:
+        doc = documents[uri]
+        encoding = server.encoding
+        start = position_of(doc.text, outcome.cursor - len(outcome.typed_word), encoding, doc.starts)
+        end = position_of(doc.text, outcome.cursor, encoding, doc.starts)
+        return types.Range(types.Position(*start), types.Position(*end))
 
-
-def register(server: FimServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
-        ls: FimServer, params: types.InlineCompletionParams
+        _ls: FimServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        outcome = await _outcome(ls, uri, params.position, invoked)
-        ls.idle.touch(uri)
-        if outcome is None or not outcome.text or uri not in ls.documents:
+        outcome = await outcome_at(uri, params.position, invoked)
+        services.idle.touch(uri)
+        if outcome is None or not outcome.text or uri not in documents:
             return types.InlineCompletionList(items=[])
         item = types.InlineCompletionItem(
             insert_text=outcome.typed_word + outcome.text,
-            range=_range(ls, uri, outcome),
+            range=typed_range(uri, outcome),
             command=types.Command(title="Accept", command=ACCEPT_COMMAND, arguments=[uri, outcome.text]),
         )
-        ls.completions.counters.suggested += 1
-        if outcome.source == "model" and ls.config.speculative:
+        completions.counters.suggested += 1
+        if outcome.source == "model" and services.settings.config.speculative:
             # llama.vim's idea: while the user reads the suggestion, compute the next one
             # for the state after accepting it; any edit cancels this.
-            doc = ls.documents[uri]
-            ls.completions.background(ls.completions.speculate(doc, outcome.cursor, outcome.text))
+            doc = documents[uri]
+            completions.background(completions.speculate(doc, outcome.cursor, outcome.text))
         return types.InlineCompletionList(items=[item])
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=[], resolve_provider=False),
     )
-    async def completion(ls: FimServer, params: types.CompletionParams) -> types.CompletionList:
+    async def completion(_ls: FimServer, params: types.CompletionParams) -> types.CompletionList:
         uri = params.text_document.uri
-        outcome = await _outcome(ls, uri, params.position, invoked=True)
-        if outcome is None or not outcome.text or uri not in ls.documents:
+        outcome = await outcome_at(uri, params.position, invoked=True)
+        if outcome is None or not outcome.text or uri not in documents:
             return types.CompletionList(is_incomplete=True, items=[])
         new_text = outcome.typed_word + outcome.text
         first_line = new_text.split("\n", 1)[0].strip() or new_text.strip()
@@ -79,7 +77,7 @@ def register(server: FimServer) -> None:
             kind=types.CompletionItemKind.Text,
             detail="fim-lsp",
             filter_text=outcome.typed_word or None,
-            text_edit=types.TextEdit(range=_range(ls, uri, outcome), new_text=new_text),
+            text_edit=types.TextEdit(range=typed_range(uri, outcome), new_text=new_text),
             insert_text_format=types.InsertTextFormat.PlainText,
         )
         return types.CompletionList(is_incomplete=True, items=[item])

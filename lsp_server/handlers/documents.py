@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from fim.context import Document
-
-if TYPE_CHECKING:
-    from lsp_server.server import FimServer
+from lsp_server.protocol import FimServer
+from lsp_server.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def register(server: FimServer) -> None:
+def register(server: FimServer, services: Services) -> None:
+    documents = services.documents
+    scheduler = services.scheduler
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: FimServer, params: types.DidOpenTextDocumentParams) -> None:
+    def did_open(_ls: FimServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        ls.documents[item.uri] = Document(item.uri, item.text, item.language_id, item.version)
-        ls.idle.touch(item.uri)
+        documents[item.uri] = Document(item.uri, item.text, item.language_id, item.version)
+        services.idle.touch(item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         # A newer keystroke makes any generation for this document stale: stop it now,
         # without waiting for the client's $/cancelRequest.
-        ls.scheduler.cancel_document(uri)
-        ls.scheduler.cancel_background()
-        doc = ls.documents.get(uri)
+        scheduler.cancel_document(uri)
+        scheduler.cancel_background()
+        doc = documents.get(uri)
         if doc is None:
             log.warning("didChange for a document that was never opened: %s", uri)
             return
@@ -44,16 +45,16 @@ def register(server: FimServer) -> None:
             else:
                 doc.apply_change(None, change.text, ls.encoding)
         doc.version = params.text_document.version
-        ls.idle.touch(uri)
+        services.idle.touch(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: FimServer, params: types.DidCloseTextDocumentParams) -> None:
+    def did_close(_ls: FimServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.scheduler.cancel_document(uri)
-        ls.documents.pop(uri, None)
-        ls.completions.forget_document(uri)
-        ls.idle.forget(uri)
-        engine = ls.host.engine
-        if engine is not None:
-            # The engine is used only from the inference thread.
-            ls.scheduler.maintain(lambda: engine.forget(uri))
+        scheduler.cancel_document(uri)
+        documents.pop(uri, None)
+        services.completions.forget_document(uri)
+        services.idle.forget(uri)
+        backend = services.host.backend
+        if backend is not None:
+            # Backends are used only from the inference thread.
+            scheduler.maintain(lambda: backend.forget(uri))

@@ -1,45 +1,66 @@
-"""The daemon's options: one msgspec Struct, camelCase on the wire, documented defaults.
+"""Every option of fim-lsp in one place: the struct, its defaults, its layers, its uses.
 
-Options arrive in ``initializationOptions``, ``workspace/didChangeConfiguration`` and
-the ``workspace/configuration`` pull (section ``fimLsp``). A value of the wrong type or
-out of range is reported by field name and the default for that field stays in force;
-every other field still applies.
+* ``Config``: one msgspec Struct, camelCase on the wire. Each default is written here and
+  nowhere else; the README's option table mirrors it (a test checks).
+* ``merge_layers``: the one function that stacks the settings layers (defaults,
+  ``initializationOptions``, ``workspace/didChangeConfiguration`` or the
+  ``workspace/configuration`` pull, the command line). A value of the wrong type or out
+  of range is reported by field name and the layer below it stays in force for that
+  field; every other field still applies.
+* ``RELOAD_FIELDS``: the options that need the model loaded again, derived from the
+  fields' metadata.
+* ``derive``: the one mapping from a Config to what each part of ``fim`` takes (engine,
+  context budgets, sampling, generation limits and policy).
+
+It lives in ``fim`` rather than in the daemon because the command line, the daemon and
+the harness's in-process benchmarks all need the same defaults.
 """
 
 from __future__ import annotations
 
 import re
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from fim.backend import SamplingConfig
+from fim.context import Budgets
+from fim.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from fim.llama import EngineConfig
+
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+#: Field metadata: changing this option means loading the model again.
+RELOADS_MODEL = msgspec.Meta(extra={"reloads_model": True})
 
 
 class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=False):
     """Every option of the daemon; the README's option table mirrors this."""
 
     #: Registry name (see ``fim-lsp model list``) or a path to a .gguf file.
-    model: str = "qwen2.5-coder-0.5b"
+    model: Annotated[str, RELOADS_MODEL] = DEFAULT_MODEL
     #: Fetch a registry model on start if it is not cached (the only network access).
     allow_download: bool = False
     #: KV cache size in tokens, shared by the request and the document streams.
-    n_ctx: Annotated[int, msgspec.Meta(ge=512, le=131072)] = 8192
+    n_ctx: Annotated[int, msgspec.Meta(ge=512, le=131072), RELOADS_MODEL] = 8192
     #: CPU threads; 0 means the number of physical cores.
-    threads: NonNegative = 0
-    gpu_layers: NonNegative = 0
-    flash_attn: bool = True
-    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
+    threads: Annotated[NonNegative, RELOADS_MODEL] = 0
+    gpu_layers: Annotated[NonNegative, RELOADS_MODEL] = 0
+    flash_attn: Annotated[bool, RELOADS_MODEL] = True
+    kv_cache_type: Annotated[Literal["f16", "q8_0", "q4_0"], RELOADS_MODEL] = "f16"
     #: Documents whose token streams stay in the KV cache.
-    document_streams: Annotated[int, msgspec.Meta(ge=0, le=15)] = 3
+    document_streams: Annotated[int, msgspec.Meta(ge=0, le=15), RELOADS_MODEL] = 3
     #: Token budget for text before the cursor.
     prefix_tokens: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 1536
     #: Token budget for text after the cursor (re-evaluated on every keystroke).
     suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
     #: FIM order: "auto" uses the order the model family was trained on.
-    fim_order: Literal["auto", "psm", "spm"] = "auto"
+    fim_order: Annotated[Literal["auto", "psm", "spm"], RELOADS_MODEL] = "auto"
     #: Wait this long after a keystroke before starting a generation.
     debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] = 0
     #: Generated-token cap for a single-line completion.
@@ -73,17 +94,18 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
 
 CONFIG_SECTION = "fimLsp"
 _PATH = re.compile(r"at `\$\.(\w+)")
+
+
+def _reloads_model(annotation: Any) -> bool:
+    """Whether a field's ``Annotated`` metadata (nested ones included) carries RELOADS_MODEL."""
+    if typing.get_origin(annotation) is not Annotated:
+        return False
+    inner, *metadata = typing.get_args(annotation)
+    return any(meta is RELOADS_MODEL for meta in metadata) or _reloads_model(inner)
+
+
 #: Options that need the model to be loaded again when they change.
-MODEL_FIELDS = (
-    "model",
-    "n_ctx",
-    "threads",
-    "gpu_layers",
-    "flash_attn",
-    "kv_cache_type",
-    "document_streams",
-    "fim_order",
-)
+RELOAD_FIELDS = tuple(field.name for field in msgspec.structs.fields(Config) if _reloads_model(field.type))
 
 
 @dataclass(frozen=True)
@@ -140,3 +162,63 @@ def options_table() -> list[tuple[str, str, str]]:
     for field in msgspec.structs.fields(Config):
         rows.append((field.encode_name, str(field.type), repr(defaults[field.encode_name])))
     return rows
+
+
+def merge_layers(layers: Sequence[Any]) -> tuple[Config, list[list[ConfigProblem]]]:
+    """Stack settings layers over the defaults, later layers winning field by field.
+
+    The daemon's layers, lowest first: ``initializationOptions``, the workspace
+    settings (pushed or pulled), the command line. Every merge starts again from the
+    defaults, so a setting the user removes goes back to what the layers below say.
+    Returns the Config and, for each layer, the problems found in it.
+    """
+    merged = Config()
+    problems: list[list[ConfigProblem]] = []
+    for layer in layers:
+        merged, found = parse(layer, merged)
+        problems.append(found)
+    return merged, problems
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What the completion pipeline needs from a Config, besides the backend's own."""
+
+    budgets: Budgets
+    sampling: SamplingConfig
+    max_tokens: int
+    max_tokens_multiline: int
+    time_budget_ms: int
+    prompt_lookup: bool
+    multiline: Literal["auto", "always", "never"]
+    complete_in_comments: bool
+
+
+def derive(config: Config) -> GenerationSettings:
+    """The one mapping from options to the context, sampling and generation settings."""
+    return GenerationSettings(
+        budgets=Budgets(prefix_tokens=config.prefix_tokens, suffix_tokens=config.suffix_tokens),
+        sampling=SamplingConfig(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
+        max_tokens=config.max_tokens,
+        max_tokens_multiline=config.max_tokens_multiline,
+        time_budget_ms=config.time_budget_ms,
+        prompt_lookup=config.prompt_lookup,
+        multiline=config.multiline,
+        complete_in_comments=config.complete_in_comments,
+    )
+
+
+def engine_config(config: Config, model_path: str) -> EngineConfig:
+    """The in-process engine's settings for a resolved model file."""
+    from fim.llama import EngineConfig  # loads llama.cpp; only callers that load a model pay
+
+    return EngineConfig(
+        model_path=model_path,
+        n_ctx=config.n_ctx,
+        n_threads=config.threads or None,
+        n_gpu_layers=config.gpu_layers,
+        flash_attn=config.flash_attn,
+        kv_cache_type=config.kv_cache_type,
+        n_streams=config.document_streams,
+        fim_order=None if config.fim_order == "auto" else config.fim_order,
+    )

@@ -11,9 +11,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from harness.client import _plain
+from harness.client import plain_result as _plain
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "cli", "serve"]
 
 
 def capabilities() -> types.ClientCapabilities:

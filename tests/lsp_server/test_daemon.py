@@ -11,7 +11,7 @@ import time
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import SERVER, start, status, wait_state
+from tests.lsp_server.conftest import SERVER, start, status, wait_state
 
 URI = "file:///tmp/fim-e2e/numbers.py"
 SOURCE = '''def is_even(number):

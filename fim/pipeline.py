@@ -1,0 +1,117 @@
+"""One pass down per request: context, then prompt and backend, then post-processing.
+
+Everything that decides *what* to complete lives here, beside each other: the context
+cut, the mode and its settings override, the comment policy, token healing, the model
+request and the streaming post-processing. The daemon around it only speaks the
+protocol, schedules and caches.
+
+A request is split in two halves because they run on two threads:
+
+* ``CompletionPipeline.plan`` is cheap and runs on the daemon's event loop: it builds
+  the context and decides whether and how to generate. Its ``Plan.key`` names the
+  answer, so a cache can serve it without generating.
+* ``CompletionPipeline.run`` runs on the inference thread: the backend generates under
+  the post-processing's stop rules, and the result is trimmed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from fim.backend import Backend, CompletionRequest, CompletionStats
+from fim.config import GenerationSettings
+from fim.context import CompletionContext, Document, Mode, build_context
+from fim.postprocess import StreamFilter
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one request will do: generate ``request``, or nothing for ``skip_reason``."""
+
+    context: CompletionContext
+    mode: Mode
+    #: Why nothing is generated here; None when the model should run.
+    skip_reason: str | None
+    #: Names the answer for a cache: equal keys get equal completions.
+    key: tuple[Any, ...]
+    request: CompletionRequest
+
+    @property
+    def prefix_start(self) -> int:
+        return max(0, self.context.cursor - len(self.context.prefix))
+
+
+@dataclass
+class Generation:
+    text: str
+    stats: CompletionStats
+
+    @property
+    def complete(self) -> bool:
+        """Whether this is the model's whole answer and may be served again from a cache.
+
+        A generation cut short by the time budget (a busy machine) or an error is shown
+        once but not remembered: the next request at the same place asks the model again.
+        """
+        return self.stats.stop_reason in ("eog", "callback", "max_tokens")
+
+
+class CompletionPipeline:
+    """Completions from one backend under one set of generation settings."""
+
+    def __init__(self, backend: Backend, settings: GenerationSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+
+    def plan(self, doc: Document, cursor: int) -> Plan:
+        """Cut the context at ``cursor`` and decide what to generate (event loop, cheap)."""
+        settings = self.settings
+        context = build_context(doc, cursor, settings.budgets, self.backend.count_tokens)
+        mode = self._mode(context)
+        skip_reason: str | None = None
+        if mode is Mode.NONE:
+            skip_reason = context.reason
+        elif not settings.complete_in_comments and context.scope != "code":
+            skip_reason = "inside a comment or string (completeInComments is off)"
+        # Token healing: the typed part of the word is generated, not prompted, so that
+        # "return num" can become "number" rather than the variable "num".
+        healing = self.backend.capabilities.token_healing and context.prefix.endswith(context.typed_word)
+        heal = context.typed_word if healing else ""
+        request = CompletionRequest(
+            prefix=context.prefix[: len(context.prefix) - len(heal)],
+            heal=heal,
+            suffix=context.suffix,
+            max_tokens=settings.max_tokens_multiline if mode is Mode.MULTI_LINE else settings.max_tokens,
+            time_budget_ms=settings.time_budget_ms,
+            stream_key=doc.uri,
+            sampling=settings.sampling,
+            prompt_lookup=settings.prompt_lookup,
+        )
+        key = (context.prefix, context.suffix, mode, settings.max_tokens, settings.sampling.temperature)
+        return Plan(context, mode, skip_reason, key, request)
+
+    def _mode(self, context: CompletionContext) -> Mode:
+        if context.mode is Mode.NONE:
+            return context.mode
+        if self.settings.multiline == "never":
+            return Mode.SINGLE_LINE
+        if self.settings.multiline == "always":
+            return Mode.MULTI_LINE
+        return context.mode
+
+    def run(self, plan: Plan, cancel: threading.Event) -> Generation:
+        """Generate and post-process ``plan`` (inference thread)."""
+        stream_filter = StreamFilter(plan.context, mode=plan.mode)
+        result = self.backend.complete(plan.request, cancel, stream_filter.should_stop)
+        if result.stats.stop_reason == "cancelled":
+            return Generation("", result.stats)
+        return Generation(stream_filter.finish(result.text), result.stats)
+
+    def warm(self, doc: Document, prefix_start: int, cancel: threading.Event) -> int:
+        """Evaluate the document's leading text from ``prefix_start`` into its stream."""
+        budget = self.settings.budgets.prefix_tokens
+        # Characters are a cheap upper bound here; the backend cuts at the token budget.
+        text = doc.text[prefix_start : prefix_start + budget * 6]
+        return self.backend.warm(doc.uri, text, cancel, max_tokens=budget)

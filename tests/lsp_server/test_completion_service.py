@@ -1,0 +1,121 @@
+"""The completion service's reuse rules, with a scripted backend in place of the model.
+
+Cache, type-through, speculation, debounce and cancellation run in milliseconds here;
+``test_daemon.py`` covers the same rules end to end with the real model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fim.backend import Backend, CompletionRequest
+from fim.context import Document
+from lsp_server.completion import CompletionService
+from lsp_server.model_host import ModelHost
+from lsp_server.scheduler import Scheduler
+from lsp_server.settings import SessionSettings
+from tests.lsp_server.scripted_backend import ScriptedBackend
+
+SOURCE = "def is_even(number):\n    return num\n"
+CURSOR = SOURCE.index("num\n") + len("num")
+
+
+def answer_even(request: CompletionRequest) -> str:
+    return "ber % 2 == 0\n" if request.prefix.endswith("return num") else "pass\n"
+
+
+def service(backend: ScriptedBackend, **options: Any) -> CompletionService:
+    scheduler = Scheduler()
+    host = ModelHost(scheduler)
+    host.backend, host.state = backend, "ready"
+    return CompletionService(scheduler, host, SessionSettings(options))
+
+
+def test_the_scripted_backend_meets_the_protocol() -> None:
+    assert isinstance(ScriptedBackend(answer_even), Backend)
+
+
+async def test_the_same_place_twice_runs_the_model_once() -> None:
+    backend = ScriptedBackend(answer_even)
+    completions = service(backend)
+    doc = Document("file:///a.py", SOURCE, "python")
+    first = await completions.complete(doc, CURSOR)
+    second = await completions.complete(doc, CURSOR)
+    assert (first.text, first.source) == ("ber % 2 == 0", "model")
+    assert (second.text, second.source) == ("ber % 2 == 0", "cache")
+    assert len(backend.requests) == 1 and completions.counters.cache_hits == 1
+
+
+async def test_typing_the_suggestion_serves_its_remainder_without_the_model() -> None:
+    backend = ScriptedBackend(answer_even)
+    completions = service(backend)
+    doc = Document("file:///a.py", SOURCE, "python")
+    await completions.complete(doc, CURSOR)
+    doc.replace(CURSOR, CURSOR, "ber %")
+    typed = await completions.complete(doc, CURSOR + len("ber %"))
+    assert (typed.text, typed.source) == (" 2 == 0", "type-through")
+    assert len(backend.requests) == 1 and completions.counters.type_through == 1
+
+
+async def test_a_generation_cut_by_the_time_budget_is_not_cached() -> None:
+    # No line break in the answer, so the stop rules never end it: the budget does.
+    backend = ScriptedBackend(lambda request: "ber % 2 == 0", stop_reason="time_budget")
+    completions = service(backend)
+    doc = Document("file:///a.py", SOURCE, "python")
+    first = await completions.complete(doc, CURSOR)
+    completions.forget_document(doc.uri)  # no type-through from the first suggestion
+    second = await completions.complete(doc, CURSOR)
+    assert first.text == second.text == "ber % 2 == 0"
+    assert second.source == "model" and len(backend.requests) == 2
+
+
+async def test_debounce_drops_a_request_that_a_newer_one_supersedes() -> None:
+    backend = ScriptedBackend(answer_even)
+    completions = service(backend, debounceMs=100)
+    doc = Document("file:///a.py", SOURCE, "python")
+    older = asyncio.ensure_future(completions.complete(doc, CURSOR))
+    await asyncio.sleep(0.01)
+    newer = await completions.complete(doc, CURSOR)
+    stale = await older
+    assert stale.text == "" and "superseded" in stale.reason
+    assert newer.text == "ber % 2 == 0" and len(backend.requests) == 1
+
+
+async def test_a_newer_request_cancels_the_generation_in_flight() -> None:
+    backend = ScriptedBackend(answer_even, delay=5.0)
+    completions = service(backend)
+    doc = Document("file:///a.py", SOURCE, "python")
+    older = asyncio.ensure_future(completions.complete(doc, CURSOR))
+    await asyncio.get_running_loop().run_in_executor(None, backend.started.wait, 5)
+    backend.delay = 0.0
+    other = Document("file:///b.py", SOURCE, "python")
+    newer = await completions.complete(other, CURSOR)
+    stale = await asyncio.wait_for(older, 5)
+    assert stale.text == "" and stale.reason == "cancelled by a newer keystroke"
+    assert newer.source == "model" and completions.counters.cancelled == 1
+
+
+async def test_speculation_fills_the_cache_for_the_state_after_accepting() -> None:
+    def answer(request: CompletionRequest) -> str:
+        return "\n    return number % 2 == 1\n" if request.prefix.endswith("== 0") else answer_even(request)
+
+    backend = ScriptedBackend(answer)
+    completions = service(backend, speculative=True)
+    doc = Document("file:///a.py", SOURCE, "python")
+    shown = await completions.complete(doc, CURSOR)
+    await completions.speculate(doc, CURSOR, shown.text)
+    assert completions.counters.speculative_ready == 1
+    doc.replace(CURSOR, CURSOR, shown.text)
+    after = await completions.complete(doc, CURSOR + len(shown.text))
+    assert after.source == "cache" and completions.counters.speculative_hits == 1
+    assert len(backend.requests) == 2
+
+
+async def test_no_model_means_an_empty_answer_with_the_reason() -> None:
+    scheduler = Scheduler()
+    host = ModelHost(scheduler)
+    host.state, host.error = "error", "model.gguf: not a GGUF file"
+    completions = CompletionService(scheduler, host, SessionSettings())
+    outcome = await completions.complete(Document("file:///a.py", SOURCE, "python"), CURSOR)
+    assert outcome.text == "" and outcome.reason == "model is error: model.gguf: not a GGUF file"
