@@ -1,7 +1,7 @@
 """Figures and output shared by the benchmarks: percentiles, similarity, tables, JSON, plots.
 
-Everything here is pure (no daemon, no model) so the latency and quality commands report
-in one format, and tests can check the arithmetic.
+Everything here is pure (no daemon, no model) so the latency, quality and micro
+benchmarks report in one format, and tests can check the arithmetic.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ def normalize_code(text: str) -> str:
     while lines and not lines[-1]:
         lines.pop()
     return "\n".join(lines)
+
+
+def round_or_none(value: float | None, digits: int = 1) -> float | None:
+    """A figure for a report (milliseconds to a tenth by default); None stays None."""
+    return None if value is None else round(value, digits)
 
 
 def rate(numerator: int, denominator: int) -> float | None:

@@ -1,4 +1,4 @@
-"""What both benchmarks share: starting our daemon and the peer, and reading a suggestion.
+"""What the latency and quality benchmarks share: their options, starting our daemon and the peer.
 
 The daemon is started exactly as an editor starts it (``fim-lsp serve`` on stdio); the
 peer is either a URL the user gives or, with ``--peer auto``, a llama-server we start
@@ -8,16 +8,17 @@ with the daemon's own model file and thread count.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types
-
-from fim.positions import PositionEncoding, line_starts, offset_at
 from harness.client import DaemonClient
-from harness.peer import PeerClient, PeerServer, resolve_binary
+from harness.peer.server import PeerClient, PeerServer, resolve_binary
+from harness.report import emit_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -102,32 +103,24 @@ def start_peer(spec: str, model_path: str, threads: int, n_ctx: int, binary: str
     return Peer(url, PeerClient(url), server)
 
 
-def suggestion_after_cursor(text: str, cursor: int, result: types.InlineCompletionList | None) -> str:
-    """What the first inline item adds after the cursor once the editor inserts it.
-
-    The item's range covers the word typed before the cursor and its text repeats it,
-    so inserting it leaves the text before the cursor as it was.
-    """
-    if not result or not result.items:
-        return ""
-    after = apply_suggestion(text, cursor, result)
-    added = len(after) - len(text)
-    if added > 0 and after[:cursor] == text[:cursor] and after[cursor + added :] == text[cursor:]:
-        return after[cursor : cursor + added]
-    # Not a plain insertion at the cursor (the item rewrote text): report its text.
-    item = result.items[0]
-    return item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+def start_peer_for(args: argparse.Namespace, status: dict[str, Any]) -> Peer:
+    """``--peer`` beside our daemon: its model file, thread count and context size."""
+    n_ctx = int(init_options(None, args.init_options).get("nCtx", 8192))
+    return start_peer(
+        args.peer, str(status.get("modelPath")), int(status.get("threads") or 2), n_ctx, args.peer_bin
+    )
 
 
-def apply_suggestion(text: str, cursor: int, result: types.InlineCompletionList | None) -> str:
-    """The document after the editor inserts the first inline item (at the cursor if no range)."""
-    if not result or not result.items:
-        return text
-    item = result.items[0]
-    insert = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
-    if item.range is None:
-        return text[:cursor] + insert + text[cursor:]
-    starts = line_starts(text)
-    start = offset_at(text, item.range.start.line, item.range.start.character, PositionEncoding.UTF16, starts)
-    end = offset_at(text, item.range.end.line, item.range.end.character, PositionEncoding.UTF16, starts)
-    return text[: start.index] + insert + text[end.index :]
+def run_command(
+    prog: str,
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+) -> int:
+    """Run a bench command's report to the end: 0 and the report printed, or 2 and why not."""
+    try:
+        report = asyncio.run(run(args))
+    except BenchError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    emit_report(args, report)
+    return 0

@@ -11,7 +11,7 @@ from fim import models
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SERVER_COMMAND = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER_COMMAND = [sys.executable, "-m", "cli", "serve"]
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,17 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_llama() -> None:
-    from fim.llama_log import quiet_llama
+    from fim.llama.log import quiet_llama
 
     quiet_llama()
+
+
+#: Fixtures that bring up the real model, directly or through a real daemon.
+MODEL_FIXTURES = {"model_path", "client", "raw_client", "engine", "daemon"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the real model, so `-m "not model"` is the fast slice."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)

@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from lsp_server.config import Config
+from fim.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXT = ROOT / "editors" / "vscode"
@@ -60,7 +60,7 @@ def code_server_bin() -> Path:
 
 def field_docs() -> dict[str, str]:
     """The ``#:`` comments above Config's fields, joined per field."""
-    source = (ROOT / "lsp_server" / "config.py").read_text()
+    source = (ROOT / "fim" / "config.py").read_text()
     body = source.split("class Config", 1)[1].split("\nCONFIG_SECTION", 1)[0]
     docs: dict[str, str] = {}
     pending: list[str] = []

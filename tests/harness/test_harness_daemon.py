@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.latency import main as latency_main
-from harness.peer import DEFAULT_BINARY
-from harness.quality import load_tasks
-from harness.quality import main as quality_main
+from harness.peer.server import DEFAULT_BINARY
+from harness.quality.bench import main as quality_main
+from harness.quality.tasks import load_tasks
+from harness.replay.latency import main as latency_main
+from harness.replay.traces import Event, Trace, final_text
 from harness.runner import SHARED_DATA
-from harness.traces import Event, Trace, final_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SINGLE_LINE = SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz"

@@ -6,15 +6,15 @@ Pure functions: no server is needed. The expected values follow llama.vim's
 
 from __future__ import annotations
 
-from harness.peer import (
+from harness.peer.llamavim import (
     N_PREDICT,
-    PeerServer,
     buffer_lines,
     infill_body,
     local_context,
     local_context_after,
     render,
 )
+from harness.peer.server import PeerServer
 
 SOURCE = "import os\n\ndef main():\n    path = os.getcwd()\n    print(pa)\n\nmain()\n"
 

@@ -12,33 +12,13 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.lsp.client import LanguageClient
 
-LANGUAGE_IDS = {
-    ".py": "python",
-    ".js": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".go": "go",
-    ".rs": "rust",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".java": "java",
-    ".lua": "lua",
-}
-
-
-def language_id_for(path: Path | str) -> str:
-    return LANGUAGE_IDS.get(Path(path).suffix.lower(), "plaintext")
+from harness.client.inline import as_inline_list
 
 
 def client_capabilities() -> types.ClientCapabilities:
@@ -87,7 +67,8 @@ class PendingRequest:
 class DaemonClient:
     """One running daemon and the documents opened in it."""
 
-    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "lsp_server", "serve"])
+    # ``fim-lsp serve`` run by this interpreter, so the venv under test is the one measured.
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "cli", "serve"])
     initialization_options: dict[str, Any] = field(default_factory=dict)
     client: LanguageClient = field(default_factory=lambda: LanguageClient("fim-lsp-harness", "0.1"))
     versions: dict[str, int] = field(default_factory=dict)
@@ -124,7 +105,7 @@ class DaemonClient:
 
     async def status(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async("fim/status", {})
-        return _plain(result)
+        return plain_result(result)
 
     async def wait_ready(self, timeout: float = 300.0) -> dict[str, Any]:
         """Wait until the model is loaded (or failed); returns the last status."""
@@ -171,21 +152,10 @@ class DaemonClient:
     async def inline(
         self, uri: str, line: int, character: int, *, invoked: bool = True
     ) -> types.InlineCompletionList | None:
-        kind = (
-            types.InlineCompletionTriggerKind.Invoked
-            if invoked
-            else types.InlineCompletionTriggerKind.Automatic
-        )
         result = await self.client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=line, character=character),
-                context=types.InlineCompletionContext(trigger_kind=kind),
-            )
+            _inline_params(uri, line, character, invoked)
         )
-        if result is None or isinstance(result, types.InlineCompletionList):
-            return result
-        return types.InlineCompletionList(items=list(result))
+        return as_inline_list(result)
 
     def send_inline(self, uri: str, line: int, character: int, *, invoked: bool = False) -> PendingRequest:
         """Send an inline-completion request without waiting, so it can be cancelled.
@@ -193,16 +163,7 @@ class DaemonClient:
         An explicit id lets the caller send ``$/cancelRequest`` for it later, as an editor
         does when a newer keystroke supersedes the request.
         """
-        kind = (
-            types.InlineCompletionTriggerKind.Invoked
-            if invoked
-            else types.InlineCompletionTriggerKind.Automatic
-        )
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=kind),
-        )
+        params = _inline_params(uri, line, character, invoked)
         request_id = f"inline-{next(self._ids)}"
         sent_at = time.perf_counter()
         raw = self.client.protocol.send_request(
@@ -248,27 +209,24 @@ class DaemonClient:
                 server.kill()
 
 
-def _plain(value: Any) -> Any:
+def _inline_params(uri: str, line: int, character: int, invoked: bool) -> types.InlineCompletionParams:
+    """An inline request as an editor sends it: invoked by a key, or automatic while typing."""
+    kind = (
+        types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    )
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+def plain_result(value: Any) -> Any:
     """pygls hands custom results over as namedtuple-like objects; make them dicts."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_result(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain_result(v) for v in value]
     if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
+        return {k: plain_result(v) for k, v in value._asdict().items()}
     return value
-
-
-def as_inline_list(result: Any) -> types.InlineCompletionList | None:
-    """The response of ``send_inline``: a list, a bare item array, or None."""
-    if result is None or isinstance(result, types.InlineCompletionList):
-        return result
-    return types.InlineCompletionList(items=list(result))
-
-
-def insert_text_of(result: types.InlineCompletionList | None) -> tuple[str, types.Range | None]:
-    if not result or not result.items:
-        return "", None
-    item = result.items[0]
-    text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
-    return text, item.range

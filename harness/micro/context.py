@@ -243,7 +243,8 @@ def run(
 ) -> dict[str, Any]:
     text = generate(language, lines)
     doc = Document(f"file:///bench/widgets{_EXTENSIONS[language]}", text, language)
-    budgets = Budgets()
+    # The library's former defaults, kept so figures stay comparable across versions.
+    budgets = Budgets(prefix_tokens=1536, suffix_tokens=16)
     began = time.perf_counter()
     build_context(doc, len(text) // 2, budgets, count_tokens)
     first_ms = (time.perf_counter() - began) * 1000

@@ -12,16 +12,16 @@ import sys
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "latency": (
-        "harness.latency",
+        "harness.replay.latency",
         "replay keystroke traces; time to suggestion, p50/p90 (--peer to compare)",
     ),
     "quality": (
-        "harness.quality",
+        "harness.quality.bench",
         "HumanEval-infilling pass@1, SantaCoder-FIM exact match (--peer to compare)",
     ),
-    "make-trace": ("harness.traces", "turn a source file into a keystroke trace (--seed)"),
-    "context": ("harness.bench_context", "context-building benchmark"),
-    "engine": ("harness.bench_engine", "engine benchmark (prefill, decode, reuse)"),
+    "make-trace": ("harness.replay.traces", "turn a source file into a keystroke trace (--seed)"),
+    "context": ("harness.micro.context", "context-building benchmark"),
+    "engine": ("harness.micro.engine", "engine benchmark (prefill, decode, reuse)"),
 }
 
 

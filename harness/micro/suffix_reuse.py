@@ -29,7 +29,8 @@ import llama_cpp as llama
 import numpy as np
 
 from fim.context import Budgets, Document, build_context
-from fim.engine import Engine, common_prefix_length
+from fim.llama import LlamaEngine
+from fim.llama.kv import common_prefix_length
 
 WORK, HELPER = 0, 1
 
@@ -37,24 +38,21 @@ WORK, HELPER = 0, 1
 class _RawContext:
     """A two-sequence unified context on the engine's model, driven without the engine."""
 
-    def __init__(self, engine: Engine, n_ctx: int = 4096) -> None:
-        params = llama.llama_context_default_params()
-        params.n_ctx = n_ctx
-        params.n_batch = 512
-        params.n_ubatch = 512
-        params.n_seq_max = 2
-        params.kv_unified = True
-        params.n_threads = engine.n_threads
-        params.n_threads_batch = engine.n_threads
-        params.no_perf = True
-        # Plain attention: its results do not depend on how a prompt was split, so a
-        # difference between the two paths is the approximation's, not kernel noise.
-        params.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    def __init__(self, engine: LlamaEngine, n_ctx: int = 4096) -> None:
         self.engine = engine
-        self.ctx = llama.llama_init_from_model(engine._model, params)
+        self.ctx = engine.new_raw_context(
+            n_ctx=n_ctx,
+            n_batch=512,
+            n_ubatch=512,
+            n_seq_max=2,
+            kv_unified=True,
+            # Plain attention: its results do not depend on how a prompt was split, so a
+            # difference between the two paths is the approximation's, not kernel noise.
+            flash_attn_type=llama.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        )
         self.memory = llama.llama_get_memory(self.ctx)
         self.batch = llama.llama_batch_init(512, 0, 2)
-        self.n_vocab = llama.llama_vocab_n_tokens(engine._vocab)
+        self.n_vocab = engine.vocab_size
 
     def close(self) -> None:
         llama.llama_batch_free(self.batch)
@@ -93,7 +91,7 @@ class _RawContext:
         return out
 
 
-def _edits(engine: Engine, samples: int, seed: int, fixtures: Path) -> list[tuple[str, str, str, str]]:
+def _edits(engine: LlamaEngine, samples: int, seed: int, fixtures: Path) -> list[tuple[str, str, str, str]]:
     """(prefix before the keystroke, prefix after it, suffix, language) at real cursors."""
     rng = random.Random(seed)
     sources = [p for p in sorted(fixtures.iterdir()) if p.suffix in (".py", ".ts", ".go")]
@@ -112,14 +110,16 @@ def _edits(engine: Engine, samples: int, seed: int, fixtures: Path) -> list[tupl
         column = rng.randrange(indent + 2, len(line) + 1)
         cursor = sum(len(earlier) + 1 for earlier in lines[:row]) + column
         doc = Document(f"file:///bench/{path.name}", text, language[path.suffix])
-        context = build_context(doc, cursor, Budgets(), engine.count_tokens)
+        context = build_context(
+            doc, cursor, Budgets(prefix_tokens=1536, suffix_tokens=16), engine.count_tokens
+        )
         if not context.suffix.strip():
             continue
         cases.append((context.prefix[:-1], context.prefix, context.suffix, doc.language_id))
     return cases
 
 
-def measure(engine: Engine, samples: int, seed: int, fixtures: Path, steps: int = 24) -> dict[str, Any]:
+def measure(engine: LlamaEngine, samples: int, seed: int, fixtures: Path, steps: int = 24) -> dict[str, Any]:
     raw = _RawContext(engine)
     agree_tokens = agree_lines = 0
     exact_evaluated: list[int] = []
@@ -128,8 +128,8 @@ def measure(engine: Engine, samples: int, seed: int, fixtures: Path, steps: int 
     shifted_ms: list[float] = []
     try:
         for before, after, suffix, _language in _edits(engine, samples, seed, fixtures):
-            old, _ = engine.build_prompt(before, suffix)
-            new, _ = engine.build_prompt(after, suffix)
+            old = engine.build_prompt(before, suffix)
+            new = engine.build_prompt(after, suffix)
             suffix_start_old = old.index(engine.template.suffix_id)
             suffix_start_new = new.index(engine.template.suffix_id)
             common = common_prefix_length(old[:suffix_start_old], new[:suffix_start_new])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import main as bench_main
-from harness.traces import (
+from cli.bench import main as bench_main
+from harness.replay.traces import (
     KEY_DELAY_MS,
     EditorState,
     Event,

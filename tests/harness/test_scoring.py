@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from harness.latency import score
-from harness.quality import (
+from harness.quality.bench import parse_sweep
+from harness.quality.sandbox import run_program
+from harness.quality.tasks import (
     Answer,
     Task,
     first_line_only,
     first_line_santacoder,
     humaneval_program,
     load_tasks,
-    parse_sweep,
     score_task,
     select,
 )
+from harness.replay.replayer import score
 from harness.report import edit_similarity, levenshtein, percentile
 from harness.runner import SHARED_DATA, BenchError
-from harness.sandbox import run_program
 
 
 def test_sandbox_passes_and_fails() -> None:

@@ -1,17 +1,10 @@
 """``fim-lsp bench quality``: HumanEval-infilling pass@1 and SantaCoder-FIM exact match.
 
-Each task is opened in the daemon as a document (prompt + suffix) with the cursor at the
-hole, and gets one invoked inline completion, as a user pressing the trigger key would.
-Where the benchmark's hole is whole lines (SingleLine, MultiLine) the document gets an
-empty line there, as the user would open one before typing; random spans are cut
-mid-line and stay as they are.
-
-* HumanEval-infilling: the suggestion is inserted, then ``prompt + completion + suffix +
-  test + check(entry_point)`` runs in the sandbox (harness/sandbox.py): pass@1. The
-  figure for the suggestion's first line alone is reported beside it.
-* SantaCoder-FIM (Qwen's hm_fim): the first generated line (after one leading newline)
-  must equal the canonical solution's first line, both stripped, as Qwen's
-  ``humaneval_fim.py`` scores it.
+Each task (``harness.quality.tasks``) is opened in the daemon as a document (prompt +
+suffix) with the cursor at the hole, and gets one invoked inline completion, as a user
+pressing the trigger key would. The suggestion is applied as the editor applies it and
+scored: HumanEval-infilling by running its tests in the sandbox (pass@1, and for the
+first line alone), SantaCoder-FIM by exact match of the first line.
 
 With ``--peer`` every task also goes to llama-server ``/infill`` with llama.vim's
 manual-trigger request. Results are appended per task to a JSON-lines file keyed by
@@ -22,28 +15,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
-import re
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fim.positions import PositionEncoding, position_of
-from harness.client import DaemonClient, as_inline_list, language_id_for
-from harness.peer import Rendered, buffer_lines, infill_body, local_context, render
+from harness.client import (
+    DaemonClient,
+    apply_suggestion,
+    as_inline_list,
+    language_id_for,
+    suggestion_after_cursor,
+)
+from harness.peer.llamavim import Rendered, buffer_lines, infill_body, local_context, render
+from harness.quality.tasks import Answer, Task, first_line_only, load_tasks, score_task, select
 from harness.report import (
-    edit_similarity,
-    emit_report,
     fmt_ms,
     fmt_pct,
     machine,
     markdown_table,
     percentile,
     rate,
+    round_or_none,
 )
 from harness.runner import (
     ROOT,
@@ -51,161 +46,13 @@ from harness.runner import (
     BenchError,
     Peer,
     add_common_options,
-    apply_suggestion,
     init_options,
+    run_command,
     start_daemon,
-    start_peer,
-    suggestion_after_cursor,
+    start_peer_for,
 )
-from harness.sandbox import run_program
 
 DEFAULT_DATASET = SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz"
-EXTENSIONS = {"py": ".py", "python": ".py", "java": ".java", "js": ".js", "javascript": ".js"}
-LINE_HOLES = ("SingleLineInfilling", "MultiLineInfilling")
-
-
-@dataclass(frozen=True)
-class Task:
-    id: str
-    suite: str  # humaneval | santacoder
-    language: str  # py | java | js
-    prompt: str
-    suffix: str
-    canonical: str
-    test: str = ""
-    entry_point: str = ""
-
-    @property
-    def opens_line(self) -> bool:
-        return self.suite == "humaneval" and self.id.startswith(LINE_HOLES) and self.prompt.endswith("\n")
-
-    def document(self, qwen_layout: bool = False) -> tuple[str, int]:
-        """The editor's text and cursor offset for this task.
-
-        SantaCoder-FIM holes are whole lines, but the data drops the line breaks around
-        them ("...if x:" + "        y = 1" + "        z = 2"). An editor has the line:
-        the cursor goes on an empty line between the prompt's last line and the
-        suffix's first. ``qwen_layout`` instead joins prompt and suffix as they are,
-        with the cursor between them, as Qwen's evaluation script feeds the model.
-        """
-        if self.opens_line:
-            return self.prompt + "\n" + self.suffix, len(self.prompt)
-        if self.suite == "santacoder" and not qwen_layout:
-            before = self.prompt if self.prompt.endswith("\n") else self.prompt + "\n"
-            after = self.suffix if self.suffix.startswith("\n") else "\n" + self.suffix
-            return before + after, len(before)
-        return self.prompt + self.suffix, len(self.prompt)
-
-    @property
-    def filename(self) -> str:
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.id).strip("_")
-        return safe + EXTENSIONS.get(self.language, ".txt")
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
-def load_tasks(path: Path) -> list[Task]:
-    tasks = []
-    for record in read_records(path):
-        if "task_id" in record and "entry_point" in record:
-            tasks.append(
-                Task(
-                    id=record["task_id"],
-                    suite="humaneval",
-                    language="py",
-                    prompt=record["prompt"],
-                    suffix=record["suffix"],
-                    canonical=record["canonical_solution"],
-                    test=record["test"],
-                    entry_point=record["entry_point"],
-                )
-            )
-        elif "name" in record and "language" in record:
-            tasks.append(
-                Task(
-                    id=f"{record['language']}/{record['name']}",
-                    suite="santacoder",
-                    language=record["language"],
-                    prompt=record["prompt"],
-                    suffix=record["suffix"],
-                    canonical=record["canonical_solution"],
-                )
-            )
-        else:
-            raise BenchError(f"{path}: unknown record shape (keys {sorted(record)[:8]})")
-    # SantaCoder-FIM repeats some names with different holes: keep ids unique.
-    seen: dict[str, int] = {}
-    unique = []
-    for task in tasks:
-        count = seen.get(task.id, 0)
-        seen[task.id] = count + 1
-        unique.append(task if count == 0 else Task(**{**task.__dict__, "id": f"{task.id}#{count}"}))
-    return unique
-
-
-def select(tasks: list[Task], *, languages: list[str] | None, every: int, limit: int | None) -> list[Task]:
-    chosen = [task for task in tasks if not languages or task.language in languages]
-    chosen = chosen[:: max(1, every)]
-    return chosen[:limit] if limit else chosen
-
-
-def first_line_santacoder(completion: str) -> str:
-    """Qwen's rule: skip one leading newline (or space-newline), keep the next line."""
-    if completion.startswith("\n") or completion.startswith(" \n"):
-        parts = completion.split("\n")
-        return parts[1] if len(parts) > 1 else ""
-    return completion.split("\n")[0]
-
-
-def first_line_only(completion: str, line_prefix: str) -> str:
-    """The completion cut to one line; at a line start a leading newline is skipped."""
-    if not line_prefix.strip():
-        completion = completion.lstrip("\n")
-    return completion.split("\n")[0]
-
-
-def humaneval_program(document: str, task: Task) -> str:
-    return f"{document}\n{task.test}\n\ncheck({task.entry_point})\n"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One system's answer to a task, as the editor would apply it."""
-
-    completion: str  # the text added after the cursor
-    document: str  # the document after accepting all of it
-    first_line_document: str  # ... after accepting its first line only
-    elapsed_ms: float
-    stats: dict[str, Any]
-
-
-def score_task(task: Task, answer: Answer, timeout: float) -> dict[str, Any]:
-    """Scores one answer; pure apart from running the sandbox."""
-    if task.suite == "santacoder":
-        line = first_line_santacoder(answer.completion).strip()
-        want = task.canonical.split("\n")[0].strip()
-        return {
-            "exact_match": bool(line) and line == want,
-            "edit_similarity": round(edit_similarity(line, want), 4),
-            "first_line": line,
-        }
-    outcome = run_program(humaneval_program(answer.document, task), timeout=timeout)
-    if answer.first_line_document == answer.document:
-        first = outcome
-    else:
-        first = run_program(humaneval_program(answer.first_line_document, task), timeout=timeout)
-    return {
-        "passed": outcome.passed,
-        "status": outcome.status,
-        "detail": outcome.detail,
-        "first_line_passed": first.passed,
-    }
 
 
 # ---------------------------------------------------------------------- the two systems
@@ -298,8 +145,8 @@ def summarize(records: list[dict[str, Any]], suite: str) -> dict[str, Any]:
     times = [record["elapsed_ms"] for record in records]
     figures: dict[str, Any] = {
         "tasks": len(records),
-        "p50_ms": _round(percentile(times, 0.5)),
-        "p90_ms": _round(percentile(times, 0.9)),
+        "p50_ms": round_or_none(percentile(times, 0.5)),
+        "p90_ms": round_or_none(percentile(times, 0.9)),
         "empty": sum(1 for record in records if not record["completion"].strip()),
     }
     if suite == "santacoder":
@@ -323,10 +170,6 @@ def summarize(records: list[dict[str, Any]], suite: str) -> dict[str, Any]:
         figures["pass_at_1_first_line"] = rate(figures["passed_first_line"], len(records))
         figures["timeouts"] = sum(1 for r in records if r.get("status") == "timeout")
     return figures
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -432,14 +275,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             report["model"] = status.get("modelPath")
             report["threads"] = status.get("threads")
             if args.peer and todo:
-                n_ctx = int(options.get("nCtx", 8192))
-                peer = start_peer(
-                    args.peer,
-                    str(status.get("modelPath")),
-                    int(status.get("threads") or 2),
-                    n_ctx,
-                    args.peer_bin,
-                )
+                peer = start_peer_for(args, status)
                 report["peer_server"] = peer.describe()
         for number, task in enumerate(todo, 1):
             for system in systems:
@@ -540,6 +376,13 @@ async def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def run_chosen(args: argparse.Namespace) -> dict[str, Any]:
+    """A sweep of our daemon's option values, or one run of each system asked for."""
+    if args.sweep and args.peer:
+        raise BenchError("--sweep varies our daemon's options only; run the peer without it")
+    return await (run_sweep(args) if args.sweep else run(args))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="fim-lsp bench quality",
@@ -564,13 +407,4 @@ def main(argv: list[str]) -> int:
         help="one run per value of a daemon option (e.g. suffixTokens=0,16,32,64,128,256), then the curve",
     )
     add_common_options(parser)
-    args = parser.parse_args(argv)
-    try:
-        if args.sweep and args.peer:
-            raise BenchError("--sweep varies our daemon's options only; run the peer without it")
-        report = asyncio.run(run_sweep(args) if args.sweep else run(args))
-    except BenchError as error:
-        print(f"fim-lsp bench quality: {error}", file=sys.stderr)
-        return 2
-    emit_report(args, report)
-    return 0
+    return run_command(parser.prog, parser.parse_args(argv), run_chosen)

@@ -2,14 +2,14 @@
 
 Measured in one process on one model file:
 
-* prefill and decode tokens/s through ``Engine.complete`` beside a llama-bench-style
+* prefill and decode tokens/s through ``LlamaEngine.complete`` beside a llama-bench-style
   run of the same build (raw ``llama_decode`` calls, no Python work per token);
 * a 1-character edit at the end of a ~1,000-token prefix with the default suffix budget:
   tokens evaluated and milliseconds, through the real context builder;
 * cancellation latency, from setting the cancel token to the engine being idle;
 * the decode speed-up from prompt-lookup drafting on our fixture files;
 * suffix-KV reuse at shifted positions after a keystroke: tokens and ms saved, and how
-  often the completion stays the same (``harness/bench_suffix_reuse.py``).
+  often the completion stays the same (``harness.micro.suffix_reuse``).
 
 Both sides of each comparison run interleaved in the same process, and medians are
 reported, because the machine is shared and noisy.
@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,29 +30,19 @@ from typing import Any
 import llama_cpp as llama
 
 from fim import models
+from fim.backend import CompletionRequest
+from fim.config import Config, engine_config
 from fim.context import Budgets, Document, build_context
-from fim.engine import CompletionRequest, Engine, EngineConfig
-from fim.llama_log import quiet_llama
-from harness import bench_suffix_reuse
-from lsp_server.config import Config
+from fim.llama import LlamaEngine
+from fim.llama.log import quiet_llama
+from harness.micro import suffix_reuse
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "src"
-
-
-def _raw_context(engine: Engine, n_ctx: int, batch: int) -> Any:
-    params = llama.llama_context_default_params()
-    params.n_ctx = n_ctx
-    params.n_batch = batch
-    params.n_ubatch = batch
-    params.n_threads = engine.n_threads
-    params.n_threads_batch = engine.n_threads
-    params.no_perf = True
-    return llama.llama_init_from_model(engine._model, params)
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "src"
 
 
-def ceiling_prefill(engine: Engine, tokens: list[int]) -> float:
+def ceiling_prefill(engine: LlamaEngine, tokens: list[int]) -> float:
     """Tokens/s of one raw batched llama_decode over ``tokens`` (llama-bench pp)."""
-    ctx = _raw_context(engine, 4096, 512)
+    ctx = engine.new_raw_context(n_ctx=4096, n_batch=512, n_ubatch=512)
     batch = llama.llama_batch_init(512, 0, 1)
     try:
         started = time.perf_counter()
@@ -72,9 +63,9 @@ def ceiling_prefill(engine: Engine, tokens: list[int]) -> float:
         llama.llama_free(ctx)
 
 
-def ceiling_decode(engine: Engine, prompt: list[int], steps: int) -> float:
+def ceiling_decode(engine: LlamaEngine, prompt: list[int], steps: int) -> float:
     """Tokens/s of single-token llama_decode calls after a prompt (llama-bench tg)."""
-    ctx = _raw_context(engine, 4096, 512)
+    ctx = engine.new_raw_context(n_ctx=4096, n_batch=512, n_ubatch=512)
     batch = llama.llama_batch_init(512, 0, 1)
     try:
         batch.n_tokens = len(prompt)
@@ -104,16 +95,16 @@ def ceiling_decode(engine: Engine, prompt: list[int], steps: int) -> float:
         llama.llama_free(ctx)
 
 
-def ours_prefill(engine: Engine, text: str, key: str) -> tuple[float, int]:
+def ours_prefill(engine: LlamaEngine, text: str, key: str) -> tuple[float, int]:
     engine.forget(key)
-    engine._truncate(0, 0)
+    engine.reset_work_sequence()
     result = engine.complete(CompletionRequest(text, "", max_tokens=1, stream_key=key, prompt_lookup=False))
     stats = result.stats
     return stats.tokens_evaluated / (stats.prefill_ms / 1000), stats.tokens_evaluated
 
 
-def ours_decode(engine: Engine, prompt_text: str, steps: int) -> float:
-    engine._truncate(0, 0)
+def ours_decode(engine: LlamaEngine, prompt_text: str, steps: int) -> float:
+    engine.reset_work_sequence()
     # A prompt that invites a long, free-running answer; no stop callback.
     result = engine.complete(CompletionRequest(prompt_text, "", max_tokens=steps, prompt_lookup=False))
     stats = result.stats
@@ -121,7 +112,7 @@ def ours_decode(engine: Engine, prompt_text: str, steps: int) -> float:
     return generated / (stats.decode_ms / 1000)
 
 
-def edit_one_character(engine: Engine, budgets: Budgets) -> dict[str, float]:
+def edit_one_character(engine: LlamaEngine, budgets: Budgets) -> dict[str, float]:
     source = (FIXTURES / "inventory.py").read_text() if (FIXTURES / "inventory.py").exists() else ""
     source = source or (FIXTURES / "stats.py").read_text() * 8
     # A cursor about 1,000 tokens into the file, at the end of a line, where the suffix
@@ -153,7 +144,7 @@ def edit_one_character(engine: Engine, budgets: Budgets) -> dict[str, float]:
     }
 
 
-def stream_benefit(with_streams: Engine, without_streams: Engine) -> dict[str, float]:
+def stream_benefit(with_streams: LlamaEngine, without_streams: LlamaEngine) -> dict[str, float]:
     """Cursor jumps and document switches, with and without document streams."""
     texts = [p.read_text() for p in sorted(FIXTURES.iterdir()) if p.suffix in (".py", ".ts", ".go")][:2]
     if len(texts) < 2:
@@ -162,7 +153,7 @@ def stream_benefit(with_streams: Engine, without_streams: Engine) -> dict[str, f
     for label, engine in (("streams", with_streams), ("no_streams", without_streams)):
         a, b = texts[0], texts[1] + "\n# other file\n"
         # Jump forward into a file that was evaluated while the user was idle.
-        engine.warm_stream("file:///a", a, threading.Event())
+        engine.warm("file:///a", a, threading.Event())
         cut = a.find("\n", len(a) * 3 // 4)
         jump = engine.complete(
             CompletionRequest(a[:cut], a[cut:][:200], max_tokens=1, stream_key="file:///a")
@@ -180,11 +171,11 @@ def stream_benefit(with_streams: Engine, without_streams: Engine) -> dict[str, f
     return figures
 
 
-def cancellation(engine: Engine, text: str, samples: int, seed: int) -> list[float]:
+def cancellation(engine: LlamaEngine, text: str, samples: int, seed: int) -> list[float]:
     rng = random.Random(seed)
     latencies: list[float] = []
     for sample in range(samples):
-        engine._truncate(0, 0)
+        engine.reset_work_sequence()
         cancel = threading.Event()
         cancelled_at: list[float] = []
 
@@ -204,7 +195,7 @@ def cancellation(engine: Engine, text: str, samples: int, seed: int) -> list[flo
     return latencies
 
 
-def lookup_speedup(engine: Engine) -> tuple[float, int]:
+def lookup_speedup(engine: LlamaEngine) -> tuple[float, int]:
     sources = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".py", ".ts", ".go"))
     plain_ms = drafted_ms = 0.0
     cases = 0
@@ -215,7 +206,7 @@ def lookup_speedup(engine: Engine) -> tuple[float, int]:
             cut = sum(len(line) + 1 for line in lines[: int(len(lines) * fraction)])
             prefix, suffix = text[:cut], ""
             for lookup in (False, True):
-                engine._truncate(0, 0)
+                engine.reset_work_sequence()
                 result = engine.complete(
                     CompletionRequest(prefix, suffix, max_tokens=48, prompt_lookup=lookup)
                 )
@@ -239,7 +230,7 @@ def main(argv: list[str]) -> int:
     quiet_llama()
     defaults = Config()
     path = models.resolve(args.model, fetch=False)
-    engine = Engine(EngineConfig(model_path=str(path), n_ctx=8192))
+    engine = LlamaEngine(engine_config(Config(n_ctx=8192), str(path)))
     print(f"model {path.name}, {engine.n_threads} threads, prefill chunk {engine.config.prefill_chunk}")
 
     source = "\n".join(p.read_text() for p in sorted(FIXTURES.iterdir()) if p.is_file())
@@ -267,7 +258,7 @@ def main(argv: list[str]) -> int:
     figures["suffix_tokens"] = edit["suffix_tokens"]
     figures["suffix_budget"] = defaults.suffix_tokens
 
-    plain = Engine(EngineConfig(model_path=str(path), n_ctx=8192, n_streams=0))
+    plain = LlamaEngine(engine_config(Config(n_ctx=8192, document_streams=0), str(path)))
     streams = stream_benefit(engine, plain)
     plain.close()
     figures.update(streams)
@@ -283,7 +274,7 @@ def main(argv: list[str]) -> int:
     figures["lookup_speedup"] = speedup
     figures["lookup_cases"] = cases
     if engine.template.order == "psm" and args.suffix_reuse_samples > 0:
-        figures.update(bench_suffix_reuse.measure(engine, args.suffix_reuse_samples, args.seed, FIXTURES))
+        figures.update(suffix_reuse.measure(engine, args.suffix_reuse_samples, args.seed, FIXTURES))
     figures["load_average"] = _load_average()
 
     print()
@@ -344,3 +335,7 @@ def _load_average() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "unknown"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
