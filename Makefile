@@ -11,7 +11,7 @@ MODEL ?= qwen2.5-coder-0.5b
 
 .PHONY: demo test test-fast test-editors lint typecheck model editors peer clean-venv
 
-$(STAMP): pyproject.toml scripts/install-llama.sh scripts/llama-cmake-args.sh
+$(STAMP): pyproject.toml scripts/install-llama.sh scripts/llama-cmake-args.sh scripts/lib.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel setuptools
 	@echo "Installing fim-lsp; the first run builds llama.cpp from source (about 8 minutes on 2 cores)."

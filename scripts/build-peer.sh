@@ -10,22 +10,21 @@
 # build takes several minutes on 2 cores.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PEER="$ROOT/.peer"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+PEER="$FIM_ROOT/.peer"
 BIN="$PEER/bin/llama-server"
-VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
+PY="${PYTHON:-$FIM_ROOT/.venv/bin/python}"
 JOBS="${JOBS:-$(nproc)}"
 
 # The same instruction sets as the daemon's llama-cpp-python build.
-ARCH_ARGS="$(bash "$ROOT/scripts/llama-cmake-args.sh")"
+ARCH_ARGS="$(llama_cmake_args)"
 if [[ -x "$BIN" ]] && "$BIN" --version >/dev/null 2>&1 \
     && [[ "$(cat "$BIN.cmake-args" 2>/dev/null)" == "$ARCH_ARGS" ]]; then
     echo "peer: $BIN already built"
     exit 0
 fi
-KEY="$(printf '%s %s' "$VERSION" "$ARCH_ARGS" | sha256sum | cut -c1-16)"
-CACHED="${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp/peer/llama-server-$VERSION-$KEY"
+CACHED="$(llama_build_cache_path peer/llama-server "$ARCH_ARGS")"
 install_binary() {
     mkdir -p "$PEER/bin"
     cp "$1" "$BIN.tmp"
@@ -41,16 +40,17 @@ fi
 mkdir -p "$PEER/src" "$PEER/bin"
 cd "$PEER/src"
 
-SDIST="$(ls llama_cpp_python-"$VERSION".tar.gz 2>/dev/null || true)"
+SDIST="$(ls llama_cpp_python-"$LLAMA_CPP_PYTHON_VERSION".tar.gz 2>/dev/null || true)"
 if [[ -z "$SDIST" ]]; then
-    echo "peer: downloading the llama-cpp-python $VERSION source distribution"
+    echo "peer: downloading the llama-cpp-python $LLAMA_CPP_PYTHON_VERSION source distribution"
     # --no-binary for this package only: build dependencies may come as wheels (with
     # :all: pip would compile cmake and friends from source just to read metadata).
-    "$PY" -m pip download --no-deps --no-binary llama-cpp-python --dest . "llama-cpp-python==$VERSION"
-    SDIST="llama_cpp_python-$VERSION.tar.gz"
+    "$PY" -m pip download --no-deps --no-binary llama-cpp-python --dest . \
+        "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+    SDIST="llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
 fi
 
-SRC="$PEER/src/llama_cpp_python-$VERSION"
+SRC="$PEER/src/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION"
 if [[ ! -d "$SRC/vendor/llama.cpp" ]]; then
     tar -xzf "$SDIST"
 fi
@@ -63,6 +63,7 @@ if command -v ninja >/dev/null 2>&1; then
 fi
 
 # Static, CPU only, no network client: the peer only ever serves on loopback.
+# shellcheck disable=SC2086 # ARCH_ARGS is a list of flags, split into words on purpose.
 cmake -S "$LLAMA" -B "$PEER/build" "${GENERATOR[@]}" \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=OFF \

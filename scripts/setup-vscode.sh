@@ -7,9 +7,10 @@
 # Only the npm registry and Debian's archive are used: ripgrep's download from GitHub is
 # replaced by a tarball of Debian's /usr/bin/rg, seeded where @vscode/ripgrep looks first.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-EXT="$ROOT/editors/vscode"
+EXT="$FIM_ROOT/editors/vscode"
 CACHE="${FIM_LSP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp}"
 CODE_SERVER_VERSION=4.100.3
 CODE_SERVER_DIR="$CACHE/code-server/$CODE_SERVER_VERSION"
@@ -18,34 +19,9 @@ CODE_SERVER_BIN="$CODE_SERVER_DIR/node_modules/.bin/code-server"
 RIPGREP_CACHE_NAME=vscode-ripgrep-cache-1.15.11
 RIPGREP_TARBALL=ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz
 
-say() { echo "setup-vscode: $*"; }
-
 # --- 1. Debian packages -------------------------------------------------------------
-packages=(chromium libkrb5-dev ripgrep)
-missing=()
-for package in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$package")
-    fi
-done
-if [ ${#missing[@]} -eq 0 ]; then
-    say "apt packages present: ${packages[*]}"
-else
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || {
-            echo "setup-vscode: need root (or sudo) to install: ${missing[*]}" >&2
-            exit 1
-        }
-        SUDO="sudo"
-    fi
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Other setup scripts may hold the apt locks: wait for them rather than fail.
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-fi
-command -v node >/dev/null || { echo "setup-vscode: node (20) is required" >&2; exit 1; }
+apt_install_missing chromium libkrb5-dev ripgrep
+command -v node >/dev/null || die "node (20) is required"
 
 # --- 2. npm packages of the extension -------------------------------------------------
 # npm ci only when node_modules is missing or package-lock.json changed since the last one.
@@ -96,10 +72,8 @@ else
         npm install --prefix "$CODE_SERVER_DIR" --no-audit --no-fund --loglevel=error \
         "code-server@$CODE_SERVER_VERSION"
     installed_version="$(code_server_version)"
-    [ "$installed_version" = "$CODE_SERVER_VERSION" ] || {
-        echo "setup-vscode: code-server reports version '$installed_version'" >&2
-        exit 1
-    }
+    [ "$installed_version" = "$CODE_SERVER_VERSION" ] \
+        || die "code-server reports version '$installed_version'"
     touch "$CODE_SERVER_DIR/.installed"
 fi
 say "ready: $CODE_SERVER_BIN, /usr/lib/chromium/chromium, $vsix"
