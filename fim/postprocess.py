@@ -10,9 +10,19 @@ generated so far and says when the answer is complete, so generation stops early
   At the end of a written line, a completion that opens with a line break brings the
   next line: the break is kept and that whole line is shown (Copilot's behaviour, and
   how SantaCoder-FIM holes are cut);
-* multi-line: up to the end of the block, when a line's indentation drops to the
-  opener's, or a closing line ends it. A closing line is kept only when the document
-  does not close the block already;
+* multi-line, by the context's ``Extent``:
+
+  - a block body (after an opener): up to the end of the block, when a line's
+    indentation drops to the opener's, or a closing line ends it. A closing line is
+    kept only when the document does not close the block already;
+  - a statement (at the end of a written line): the line; when it leaves a bracket
+    open, the lines that close it; when it then opens a block (``:``, ``{``, ``then``,
+    ``do``: the language's opener rules) and the document has no body below it, that
+    block as above. A line that does neither ends the completion, as in single-line
+    mode;
+  - a fill (a blank line): lines up to the code below, ending before a line that
+    repeats the document's next non-blank line or that is indented less than the block
+    that line belongs to (the context's ``floor``);
 * what duplicates the text right of the cursor is removed: the closing brackets and
   quotes that are already there, the rest of the line reproduced, the next line
   repeated. Whitespace-only output and a line repeating its predecessor are dropped;
@@ -30,9 +40,11 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import dataclass
 
 from fim import languages
 from fim.context import CompletionContext, Mode
+from fim.context.mode import Extent
 from fim.context.text import StringScanner, indent_width, leading_whitespace
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,8 @@ _QUOTES = "\"'`"
 _CLOSERS_AND_PUNCTUATION = ")]}>;,:\"'`"
 #: A line this short (stripped) is too common to call a repetition (``}``, ``end``, ``i++``).
 MIN_REPEAT_CHARS = 6
+#: Longest run of lines that ends a completion when the model writes it twice in a row.
+MAX_REPEATED_RUN = 4
 #: At most this many cut-back candidates are parsed for one completion.
 MAX_SYNTAX_CANDIDATES = 12
 _PARTIAL_WORD = re.compile(r"^\w+$")
@@ -69,9 +83,42 @@ def bracket_balance(text: str, string_delimiter: str = "") -> int:
     return balance - 1 if scanner.closed_open_string else balance
 
 
+def _continues(statement: str) -> bool:
+    """Whether a statement goes on on the next line: a bracket left open, or a trailing backslash."""
+    stripped = statement.rstrip()
+    return stripped.endswith("\\") or bracket_balance(stripped) > 0
+
+
+def _repeated_run(kept: list[str], line: str) -> int:
+    """How many lines of a run ``line`` completes that repeats the run right before it (0: none).
+
+    A model that loops writes the same two to four lines again and again; the first
+    copy is kept and the rest dropped. A single repeated line is ``_repeats``' case.
+    Indentation is not compared: the first line of a fill lacks what the user typed.
+    """
+    lines = [text.strip() for text in (*kept, line)]
+    for size in range(2, MAX_REPEATED_RUN + 1):
+        run = lines[-size:]
+        if len(lines) >= 2 * size and run == lines[-2 * size : -size] and not all(map(_is_trivial, run)):
+            return size
+    return 0
+
+
 def _is_trivial(line: str) -> bool:
     stripped = line.strip()
     return len(stripped) < MIN_REPEAT_CHARS or not any(char.isalnum() for char in stripped)
+
+
+@dataclass
+class _Cut:
+    """The lines of a multi-line completion that are kept, and whether that is final."""
+
+    #: The rest of the cursor's line first, then whole lines (right-stripped).
+    lines: list[str]
+    #: A stop rule fired: more generated text cannot change what is kept.
+    done: bool
+    #: Line break and indentation to end on, before closers right of the cursor.
+    tail: str = ""
 
 
 class StreamFilter:
@@ -85,6 +132,12 @@ class StreamFilter:
         self._tab = tab
         self._blank_line = not context.line_prefix.strip() and not context.line_suffix.strip()
         self._line_end = bool(context.line_prefix.strip()) and not context.line_suffix.strip()
+        if self.mode is not Mode.MULTI_LINE:
+            self.extent = Extent.LINE
+        elif context.mode is Mode.MULTI_LINE:
+            self.extent = context.extent
+        else:
+            self.extent = Extent.BLOCK  # multi-line forced by the settings
         if context.block_indent is not None:
             self._block_width = indent_width(context.block_indent, tab)
         else:
@@ -92,38 +145,42 @@ class StreamFilter:
             own = leading_whitespace(context.line_prefix + context.line_suffix)
             self._block_width = indent_width(own, tab) - 1
         self._next_line = context.next_line.rstrip()
-        # Lines of the body already judged by should_stop (only complete lines are).
-        self._judged = 1
+        self._next_width = self._width(context.next_line) if context.next_line.strip() else -1
 
     # ------------------------------------------------------------------ shared rules
+    def _width(self, line: str) -> int:
+        return indent_width(leading_whitespace(line), self._tab)
+
     def _body(self, text: str) -> tuple[str, bool]:
-        """The text without a blank first line on a blank cursor line; whether it was skipped."""
+        """The text without a blank first line on a blank cursor line; whether it was skipped.
+
+        A fill skips every blank line before its first one.
+        """
         text = _normalize(text)
-        if self._blank_line:
+        skipped = False
+        while self._blank_line:
             newline = text.find("\n")
-            if newline >= 0 and not text[:newline].strip():
-                return text[newline + 1 :], True
-        return text, False
+            if newline < 0 or text[:newline].strip():
+                break
+            text, skipped = text[newline + 1 :], True
+            if self.extent is not Extent.FILL:
+                break
+        return text, skipped
 
     def _closes_block(self, stripped: str) -> bool:
         return self.spec.is_closer_line(stripped)
 
-    def _block_already_closed(self) -> bool:
-        """Whether the document closes the block right after the cursor."""
+    def _block_already_closed(self, width: int) -> bool:
+        """Whether the document closes, right after the cursor, a block opened at ``width``."""
         right = self.context.line_suffix.strip()
         if right and self._closes_block(right):
             return True
-        following = self.context.next_line
-        stripped = following.strip()
+        stripped = self.context.next_line.strip()
         return (
             bool(stripped)
             and (self._closes_block(stripped) or self.spec.is_continuation_line(stripped))
-            and indent_width(leading_whitespace(following), self._tab) == self._block_width
+            and self._next_width == width
         )
-
-    def _ends_block(self, line: str) -> bool:
-        stripped = line.strip()
-        return bool(stripped) and indent_width(leading_whitespace(line), self._tab) <= self._block_width
 
     def _repeats(self, line: str, previous: str) -> bool:
         """A complete generated line that copies the next document line or the line before it."""
@@ -131,6 +188,21 @@ class StreamFilter:
             return False
         stripped = line.rstrip()
         return stripped == self._next_line or stripped == previous.rstrip()
+
+    def _repeats_below(self, line: str, previous: str) -> bool:
+        """Like ``_repeats``, whatever the indentation: a fill has reached the code below."""
+        if _is_trivial(line):
+            return False
+        stripped = line.strip()
+        return stripped == self._next_line.strip() or stripped == previous.strip()
+
+    def _first_line_width(self, line: str, skipped: bool) -> int:
+        """Where the cursor line's completion ``line`` is shown: the typed indentation counts."""
+        typed = self.context.line_prefix
+        if skipped:
+            whitespace = leading_whitespace(line)
+            return self._width(line) if whitespace.startswith(typed) else self._width(typed)
+        return self._width(typed) if typed else self._width(line)
 
     def _opened_line(self, text: str) -> str | None:
         """In single-line mode at a line end: the text after a leading line break, if any."""
@@ -142,6 +214,128 @@ class StreamFilter:
             return None
         return text[newline + 1 :]
 
+    # ------------------------------------------------------------------ where lines end
+    def _cut(self, body: str, final: bool, skipped: bool) -> _Cut:
+        """The lines to keep of ``body``; ``final`` says no more text will come."""
+        lines = body.split("\n")
+        if self.extent is Extent.STATEMENT:
+            return self._cut_statement(lines, final)
+        if self.extent is Extent.FILL:
+            return self._cut_fill(lines, final, skipped)
+        width = self._block_width
+        return self._cut_block(lines, 1, [lines[0].rstrip()], width, final, self._block_already_closed(width))
+
+    def _cut_block(
+        self, lines: list[str], start: int, kept: list[str], width: int, final: bool, closed: bool
+    ) -> _Cut:
+        """Lines from ``start`` up to where the block opened at ``width`` ends.
+
+        It ends before a line indented no deeper than its opener. A closing line there
+        (``}``, ``end``) is kept when the document does not close the block already
+        (``closed``); with the closer right of the cursor, the completion ends on a fresh
+        line before it.
+        """
+        for index in range(start, len(lines)):
+            line = lines[index]
+            complete = final or index < len(lines) - 1
+            stripped = line.strip()
+            if not stripped:
+                if complete:
+                    kept.append("")
+                continue
+            if self._width(line) <= width:
+                if not complete and _PARTIAL_WORD.match(line.lstrip()):
+                    return _Cut(kept, False)  # "e" may become "end": wait for the word to finish
+                if not self._closes_block(stripped):
+                    return _Cut(kept, True)
+                if not closed:
+                    if not complete:
+                        return _Cut(kept, False)  # the closing line is kept: wait for all of it
+                    kept.append(line.rstrip())
+                    return _Cut(kept, True)
+                tail = ""
+                if self.extent is Extent.BLOCK and self.context.line_suffix.strip():
+                    tail = "\n" + (self.context.block_indent or leading_whitespace(line))
+                return _Cut(kept, True, tail)
+            if not complete:
+                return _Cut(kept, False)
+            if self._repeats(line, kept[-1]):
+                return _Cut(kept, True)
+            run = _repeated_run(kept, line)
+            if run:
+                return _Cut(kept[: len(kept) - run + 1], True)
+            kept.append(line.rstrip())
+        return _Cut(kept, False)
+
+    def _cut_statement(self, lines: list[str], final: bool) -> _Cut:
+        """The line being written; on over the lines it continues on, and into the block it opens.
+
+        A statement goes on while it leaves a bracket open (or ends with a backslash).
+        When its last line opens a block (the language's opener rules) and the document
+        has no body below it yet, the block follows, to its end. When the model breaks
+        the cursor's line at once and that line's statement is complete, the statement
+        is the new line.
+        """
+        prefix = self.context.line_prefix
+        if not (final or len(lines) > 1):
+            return _Cut(lines, False)
+        kept = [lines[0].rstrip()]
+        statement = prefix + lines[0]
+        width = self._width(prefix)
+        index = 0
+        if not lines[0].strip() and not _continues(prefix):
+            index = 1
+            if index >= len(lines) or not (final or index < len(lines) - 1):
+                return _Cut(kept, final)
+            statement = lines[index]
+            width = self._width(statement)
+            kept.append(statement.rstrip())
+            if not statement.strip():
+                return _Cut(kept, True)
+        if self._next_width > width:
+            return _Cut(kept, True)  # its body or its continuation is in the document already
+        while True:
+            # Opener rules read one line: a statement over several lines is read as one.
+            if self.spec.is_opener_line(" ".join(part.strip() for part in statement.split("\n"))):
+                closed = self._block_already_closed(width)
+                return self._cut_block(lines, index + 1, kept, width, final, closed)
+            if not _continues(statement):
+                return _Cut(kept, True)
+            index += 1
+            if index >= len(lines) or not (final or index < len(lines) - 1):
+                return _Cut(kept, final)
+            statement += "\n" + lines[index]
+            kept.append(lines[index].rstrip())
+
+    def _cut_fill(self, lines: list[str], final: bool, skipped: bool) -> _Cut:
+        """Lines on a blank line, up to the code below.
+
+        The fill ends before a line that repeats the document's next line (the model has
+        reached the code that is there) or that is less indented than the block that
+        code belongs to (``floor``: it would close that block).
+        """
+        floor = self.context.floor
+        kept: list[str] = []
+        for index, line in enumerate(lines):
+            complete = final or index < len(lines) - 1
+            if not line.strip():
+                if complete or index == 0:
+                    kept.append("")
+                continue
+            width = self._first_line_width(line, skipped) if index == 0 else self._width(line)
+            if width < floor:
+                return _Cut(kept, True)
+            if not complete:
+                return _Cut(kept, False)
+            whole = self.context.line_prefix + line if index == 0 else line
+            if self._repeats_below(whole, kept[-1] if kept else self.context.previous_line):
+                return _Cut(kept, True)
+            run = _repeated_run(kept, line)
+            if run:
+                return _Cut(kept[: len(kept) - run + 1], True)
+            kept.append(line.rstrip())
+        return _Cut(kept, False)
+
     # ------------------------------------------------------------------ streaming
     def should_stop(self, text: str) -> bool:
         """Called after every token: True once the rest cannot change what is shown."""
@@ -150,26 +344,10 @@ class StreamFilter:
         opened = self._opened_line(text)
         if opened is not None:
             return "\n" in opened
-        body, _ = self._body(text)
-        if self.mode is Mode.SINGLE_LINE:
+        body, skipped = self._body(text)
+        if self.extent is Extent.LINE:
             return "\n" in body
-        lines = body.split("\n")
-        for index in range(self._judged, len(lines)):
-            line = lines[index]
-            complete = index < len(lines) - 1
-            if self._ends_block(line):
-                stripped = line.strip()
-                if not complete and _PARTIAL_WORD.match(line.lstrip()):
-                    return False  # "e" may become "end": wait for the word to finish
-                if self._closes_block(stripped) and not self._block_already_closed():
-                    return complete  # the closing line is kept: wait for all of it
-                return True
-            if not complete:
-                return False
-            if self._repeats(line, lines[index - 1]):
-                return True
-            self._judged = index + 1
-        return False
+        return self._cut(body, False, skipped).done
 
     # ------------------------------------------------------------------ final text
     def finish(self, text: str) -> str:
@@ -181,14 +359,10 @@ class StreamFilter:
             result = self._finish_opened(opened)
         else:
             body, skipped = self._body(text)
-            if skipped:
-                body = self._strip_cursor_indent(body)
-            elif self._blank_line and self.context.line_prefix:
-                # The editor indented the blank line already; more indentation from the
-                # model there is a token-boundary artefact, not a deeper level.
-                body = body.lstrip(" \t")
-            single = self.mode is Mode.SINGLE_LINE
-            result = self._finish_single(body) if single else self._finish_multi(body)
+            if self.extent is Extent.LINE:
+                result = self._finish_single(self._first_line(body, skipped).split("\n", 1)[0])
+            else:
+                result = self._finish_multi(self._cut(body, True, skipped), skipped)
         if not result.strip():
             return ""
         result = self._check_syntax(result)
@@ -197,6 +371,16 @@ class StreamFilter:
         if self.context.newline != "\n":
             result = result.replace("\n", self.context.newline)
         return result
+
+    def _first_line(self, body: str, skipped: bool) -> str:
+        """``body`` with its first line placed after the indentation the user typed."""
+        if skipped:
+            return self._strip_cursor_indent(body)
+        if self._blank_line and self.context.line_prefix:
+            # The editor indented the blank line already; more indentation from the
+            # model there is a token-boundary artefact, not a deeper level.
+            return body.lstrip(" \t")
+        return body
 
     def _finish_opened(self, body: str) -> str:
         """A line break and the one new line after the cursor's line, or "" (before the syntax check)."""
@@ -254,40 +438,38 @@ class StreamFilter:
                 return kept
         return line
 
-    def _finish_multi(self, body: str) -> str:
-        lines = body.split("\n")
-        kept = [lines[0].rstrip()]
-        tail = ""
-        for line in lines[1:]:
-            stripped = line.strip()
-            if not stripped:
-                kept.append("")
-                continue
-            if self._ends_block(line):
-                if self._closes_block(stripped):
-                    if not self._block_already_closed():
-                        kept.append(line.rstrip())
-                    elif self.context.line_suffix.strip():
-                        # The closer is right of the cursor: end on its line, indented.
-                        tail = "\n" + (self.context.block_indent or leading_whitespace(line))
-                break
-            if self._repeats(line, kept[-1]):
-                break
-            kept.append(line.rstrip())
-        while len(kept) > 1 and not kept[-1]:
+    def _finish_multi(self, cut: _Cut, skipped: bool) -> str:
+        """The kept lines as one completion: the first after the cursor, the rest reindented."""
+        kept = list(cut.lines)
+        while len(kept) > 1 and not kept[-1].strip():
             kept.pop()
+        if not kept:
+            return ""
+        tail = cut.tail
+        if self.extent is Extent.STATEMENT and not kept[0].strip():
+            # A statement on a new line after the cursor's line: shown after a line break.
+            if len(kept) == 1 or (not _is_trivial(kept[1]) and kept[1].strip() == self._next_line.strip()):
+                return ""
+            return "\n" + "\n".join(self._reindent(kept[1:], self._width(self.context.line_prefix)))
+        first = self._first_line(kept[0], skipped)
         if len(kept) == 1 and not tail:
-            return self._finish_single(kept[0])  # one line after all: merge it like one
-        kept = [kept[0], *self._reindent(kept[1:])]
-        result = "\n".join(kept)
+            return self._finish_single(first)  # one line after all: merge it like one
+        if self.extent is Extent.BLOCK:
+            base: int | None = self._block_width if self.context.block_indent is not None else None
+        else:
+            base = self._width(self.context.line_prefix + first)
+        result = "\n".join([first.rstrip(), *self._reindent(kept[1:], base)])
         if not result.strip():
             return ""
         if self.context.line_suffix.strip() and "\n" in result and not tail:
             tail = "\n" + (self.context.block_indent or "")
         return result + tail
 
-    def _reindent(self, lines: list[str]) -> list[str]:
-        """Indentation in the document's style: tabs for a tab document, else spaces."""
+    def _reindent(self, lines: list[str], base: int | None = None) -> list[str]:
+        """Indentation in the document's style: tabs for a tab document, else spaces.
+
+        ``base`` is the width of the line the others are nested under, when known.
+        """
         unit = self.context.indent_unit
         if unit == "\t":
             # The model indented with spaces: its step is the common divisor of its
@@ -312,17 +494,16 @@ class StreamFilter:
             if "\t" in whitespace:
                 line = whitespace.expandtabs(len(unit)) + line[len(whitespace) :]
             converted.append(line)
-        return self._rescale(converted, len(unit))
+        return self._rescale(converted, len(unit), base)
 
-    def _rescale(self, lines: list[str], width: int) -> list[str]:
+    def _rescale(self, lines: list[str], width: int, base: int | None) -> list[str]:
         """Model indentation steps of 2 or 3 spaces in a document that steps wider, widened.
 
         Only when every line inside the block is a whole number of the model's steps
         deeper than the opener and some are not a whole number of the document's.
         """
-        if self.context.block_indent is None:
+        if base is None:
             return lines
-        base = self._block_width
         depths = [len(leading_whitespace(line)) - base for line in lines if line.strip()]
         depths = [depth for depth in depths if depth > 0]
         step = 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from fim.context.cut import find_check_window, find_prefix_start, find_suffix_end
 from fim.context.document import Document, TokenCounter
-from fim.context.mode import Mode, decide_mode, next_nonblank, previous_nonblank
+from fim.context.mode import Extent, Mode, decide_mode, next_nonblank, previous_nonblank
 from fim.context.scope import cursor_syntax, error_near_cursor, scope_from_line, scope_from_tree
 from fim.context.text import TAB_SIZE, detect_newline, word_pattern
 
@@ -28,14 +28,29 @@ log = logging.getLogger(__name__)
 
 #: Text before the cursor kept in the window even when the prefix starts at offset 0.
 WINDOW_CONTEXT_BEFORE = 4000
+#: Characters at the end of the line before the cursor searched for the typed word.
+MAX_WORD_CHARS = 1000
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Tokens allowed for the prefix and for the suffix of the prompt."""
+    """Tokens allowed for the prefix and for the suffix of the prompt.
+
+    ``suffix_tokens`` is the budget where the completion is one line or finishes the line
+    being written; ``fill_suffix_tokens`` where it fills lines (a blank line, a block
+    body). ``None`` there means the same as ``suffix_tokens``.
+    """
 
     prefix_tokens: int
     suffix_tokens: int
+    fill_suffix_tokens: int | None = None
+
+    def suffix_for(self, extent: Extent) -> int:
+        """The suffix budget for a completion of this extent."""
+        fills = extent in (Extent.FILL, Extent.BLOCK)
+        if fills and self.fill_suffix_tokens is not None:
+            return self.fill_suffix_tokens
+        return self.suffix_tokens
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,10 @@ class CompletionContext:
     indent_unit: str = "    "
     #: Indentation of the line that opened the block a multi-line completion fills.
     block_indent: str | None = None
+    #: How far a multi-line completion may run, and what ends it.
+    extent: Extent = Extent.LINE
+    #: Lines below the cursor need at least this indentation to belong to its block.
+    floor: int = 0
     #: ``LanguageSpec.name``; "" for a language handled line by line.
     language: str = ""
     #: Where the prefix starts and the suffix ends, as document offsets.
@@ -110,11 +129,19 @@ def build_context(
     decision = decide_mode(doc, spec, cursor_line, line_prefix, line_suffix, scope)
     prefix_start = find_prefix_start(doc, spec, syntax, cursor, cursor_line, prefix_chars)
     suffix_end = find_suffix_end(
-        doc, spec, cursor, cursor_line, decision.floor, budgets.suffix_tokens, ratio, count_tokens
+        doc,
+        spec,
+        cursor,
+        cursor_line,
+        decision.floor,
+        budgets.suffix_for(decision.extent),
+        ratio,
+        count_tokens,
     )
     previous = previous_nonblank(doc, cursor_line)
     following = next_nonblank(doc, cursor_line)
-    typed = word_pattern(spec.word_extra).search(line_prefix)
+    # The tail is enough for any word, and searching a minified megabyte line is not.
+    typed = word_pattern(spec.word_extra).search(line_prefix[-MAX_WORD_CHARS:])
     context = CompletionContext(
         prefix=text[prefix_start:cursor],
         suffix=text[cursor:suffix_end],
@@ -126,6 +153,8 @@ def build_context(
         typed_word=typed.group(0) if typed else "",
         indent_unit=doc.indent_unit(cursor_line),
         block_indent=decision.block_indent,
+        extent=decision.extent,
+        floor=decision.floor,
         language=spec.name,
         prefix_start=prefix_start,
         suffix_end=suffix_end,

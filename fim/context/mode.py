@@ -1,10 +1,20 @@
-"""The mode of a completion: one line, a block, or no request, and why.
+"""The mode of a completion: one line, several, or no request, and why.
 
 ``decide_mode`` looks at where the cursor is: in a comment or string, in an
 identifier, before text that is not only closing punctuation, right after a block
-opener or on a blank line below one. For a block it also says the opener's indentation
-and the least indentation a line below needs to belong to the block (the floor), which
-the suffix cut uses too.
+opener, on a blank line, or at the end of a written line. Besides the mode it says how
+far a completion may run (its ``Extent``):
+
+* ``LINE``: the rest of the line (comments, strings, text right of the cursor);
+* ``BLOCK``: right after a block opener, or on a blank line below one: the block's body;
+* ``STATEMENT``: at the end of a written line: that line, and when it opens a block or
+  leaves a bracket open, on into the block or to the statement's end (post-processing
+  judges the generated line with the language's opener rules);
+* ``FILL``: on a blank line with code below: several lines, up to that code.
+
+It also says the opener's indentation and the least indentation a line below needs to
+belong to the cursor's block (the floor), which the suffix cut and the post-processing
+use.
 """
 
 from __future__ import annotations
@@ -33,6 +43,22 @@ class Mode(StrEnum):
     SINGLE_LINE = "single-line"
     MULTI_LINE = "multi-line"
     NONE = "none"
+
+
+class Extent(StrEnum):
+    """How far a completion may run past the cursor's line, and what ends it."""
+
+    #: The rest of the cursor's line.
+    LINE = "line"
+    #: The body of the block opened on the cursor's line or above a blank one: ends where
+    #: a line's indentation drops to the opener's.
+    BLOCK = "block"
+    #: The line being written; on into the block it opens or the lines its open brackets
+    #: continue on, to their end.
+    STATEMENT = "statement"
+    #: Lines on a blank line, up to the code below: ends before a line that repeats the
+    #: document's next line or leaves the block that code belongs to.
+    FILL = "fill"
 
 
 def _opener_token(stripped: str) -> str:
@@ -75,6 +101,51 @@ def previous_nonblank(doc: Document, line: int, limit: int = 50) -> int | None:
     return None
 
 
+def _nearby_code(doc: Document, spec: LanguageSpec, line: int, step: int) -> int | None:
+    """The nearest line above (``step`` -1) or below (1) holding code.
+
+    Blank lines and line comments are skipped (a comment's indentation says little about
+    the block), and so are preprocessor lines (``#ifdef``) in languages where ``#`` does
+    not start a comment: they sit at column 0 whatever the nesting.
+    """
+    candidate = line + step
+    for _ in range(OPENER_SEARCH_LINES):
+        if not 0 <= candidate < doc.line_count:
+            return None
+        stripped = doc.line_text(candidate).strip()
+        if stripped and not stripped.startswith(("#", *spec.line_comment)):
+            return candidate
+        candidate += step
+    return None
+
+
+def _fill_floor(doc: Document, spec: LanguageSpec, line: int) -> int:
+    """The least indentation of the lines a blank ``line`` can be filled with.
+
+    The code below sets it: lines must stay in the block that code belongs to. When that
+    code is deeper than the code above (and that is no opener), the missing lines open its
+    block and start at the level above. When that
+    code closes or continues a block (``}``, ``end``, ``else:``), or is a new definition
+    or top-level code less indented than the line above the cursor, the cursor is inside
+    the block above it: lines must be deeper than that code.
+    """
+    below = _nearby_code(doc, spec, line, 1)
+    above = _nearby_code(doc, spec, line, -1)
+    above_width = indent_width(leading_whitespace(doc.line_text(above))) if above is not None else 0
+    if below is None:
+        return 1 if above_width > 0 else 0
+    text = doc.line_text(below)
+    stripped = text.strip()
+    width = indent_width(leading_whitespace(text))
+    if above is not None and width > above_width and not spec.is_opener_line(doc.line_text(above).strip()):
+        # The code below is nested deeper than the code above: the missing lines open
+        # its block (a loop header), so they start at the level above.
+        return above_width
+    closes = spec.is_closer_line(stripped) or spec.is_continuation_line(stripped)
+    leaves_block = width < above_width and (width == 0 or spec.is_opener_line(stripped))
+    return width + 1 if closes or leaves_block else width
+
+
 @dataclass(frozen=True)
 class ModeDecision:
     """The mode, the reason shown for it, and the block a multi-line completion fills."""
@@ -84,6 +155,7 @@ class ModeDecision:
     block_indent: str | None = None
     #: Lines below need at least this indentation to belong to the cursor's block.
     floor: int = 0
+    extent: Extent = Extent.LINE
 
 
 def decide_mode(
@@ -132,6 +204,7 @@ def decide_mode(
             "multi-line to the end of the block",
             indent,
             indent_width(indent) + 1,
+            Extent.BLOCK,
         )
     if right:
         return ModeDecision(
@@ -154,5 +227,18 @@ def decide_mode(
                 f"{what} after {_opener_token(opener_text)!r}: multi-line to the end of the block",
                 indent,
                 width + 1,
+                Extent.BLOCK,
             )
-    return ModeDecision(Mode.SINGLE_LINE, "continuing the statement: single line", floor=floor)
+        fill_floor = _fill_floor(doc, spec, line)
+        return ModeDecision(
+            Mode.MULTI_LINE,
+            "blank line: multi-line up to the code that follows",
+            floor=fill_floor,
+            extent=Extent.FILL,
+        )
+    return ModeDecision(
+        Mode.MULTI_LINE,
+        "end of a written line: this statement, and the block it opens or the lines it continues on",
+        floor=floor,
+        extent=Extent.STATEMENT,
+    )

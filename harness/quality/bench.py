@@ -30,7 +30,15 @@ from harness.client import (
     suggestion_after_cursor,
 )
 from harness.peer.llamavim import Rendered, buffer_lines, infill_body, local_context, render
-from harness.quality.tasks import Answer, Task, first_line_only, load_tasks, score_task, select
+from harness.quality.tasks import (
+    Answer,
+    Task,
+    first_line_only,
+    load_tasks,
+    score_task,
+    select,
+    summarize_match,
+)
 from harness.report import (
     fmt_ms,
     fmt_pct,
@@ -51,6 +59,7 @@ from harness.runner import (
     start_daemon,
     start_peer_for,
 )
+from harness.stress.hog import CpuHog, add_hog_option
 
 DEFAULT_DATASET = SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz"
 
@@ -149,7 +158,9 @@ def summarize(records: list[dict[str, Any]], suite: str) -> dict[str, Any]:
         "p90_ms": round_or_none(percentile(times, 0.9)),
         "empty": sum(1 for record in records if not record["completion"].strip()),
     }
-    if suite == "santacoder":
+    if suite == "lines":
+        figures.update(summarize_match(records))
+    elif suite == "santacoder":
         figures["exact_match"] = rate(sum(r["exact_match"] for r in records), len(records))
         figures["edit_similarity"] = (
             round(sum(r["edit_similarity"] for r in records) / len(records), 4) if records else None
@@ -181,7 +192,21 @@ def markdown(report: dict[str, Any]) -> str:
     for label, figures in systems:
         if not figures or not figures.get("tasks"):
             continue
-        if suite == "santacoder":
+        if suite == "lines":
+            rows.append(
+                [
+                    report["dataset_name"],
+                    label,
+                    figures["tasks"],
+                    fmt_pct(figures["exact_match"]),
+                    f"{figures['edit_similarity']:.3f}",
+                    fmt_pct(figures["first_line_match"]),
+                    figures["fewer_lines"],
+                    fmt_ms(figures["p50_ms"]),
+                    fmt_ms(figures["p90_ms"]),
+                ]
+            )
+        elif suite == "santacoder":
             by_language = ", ".join(
                 f"{language} {fmt_pct(value['exact_match'])}"
                 for language, value in figures["by_language"].items()
@@ -209,7 +234,19 @@ def markdown(report: dict[str, Any]) -> str:
                     fmt_ms(figures["p90_ms"]),
                 ]
             )
-    if suite == "santacoder":
+    if suite == "lines":
+        headers = [
+            "dataset",
+            "system",
+            "tasks",
+            "exact match",
+            "edit similarity",
+            "first line match",
+            "fewer lines than the hole",
+            "p50 ms",
+            "p90 ms",
+        ]
+    elif suite == "santacoder":
         headers = [
             "dataset",
             "system",
@@ -361,7 +398,7 @@ async def run_sweep(args: argparse.Namespace) -> dict[str, Any]:
         report = await run(point_args)
         suite = report["suite"]
         points.append({"value": value, **report["ours_figures"], "results_file": report["results_file"]})
-    score = "exact_match" if suite == "santacoder" else "pass_at_1"
+    score = "exact_match" if suite in ("santacoder", "lines") else "pass_at_1"
     rows = [
         [point["value"], point["tasks"], fmt_pct(point[score]), fmt_ms(point["p50_ms"])] for point in points
     ]
@@ -406,5 +443,14 @@ def main(argv: list[str]) -> int:
         default=None,
         help="one run per value of a daemon option (e.g. suffixTokens=0,16,32,64,128,256), then the curve",
     )
+    add_hog_option(parser)
     add_common_options(parser)
-    return run_command(parser.prog, parser.parse_args(argv), run_chosen)
+    args = parser.parse_args(argv)
+
+    async def run_beside_hog(args: argparse.Namespace) -> dict[str, Any]:
+        report = await run_chosen(args)
+        report["cpu_hog"] = args.cpu_hog
+        return report
+
+    with CpuHog(args.cpu_hog):
+        return run_command(parser.prog, args, run_beside_hog)

@@ -10,6 +10,9 @@ would open one before typing; random spans are cut mid-line and stay as they are
   suggestion's first line alone.
 * SantaCoder-FIM: the first generated line (after one leading newline) must equal the
   canonical solution's first line, both stripped, as Qwen's ``humaneval_fim.py`` scores it.
+* Whole-line holes scored by match (records with ``"scoring": "match"``, such as the
+  PyPI multi-line set of ``harness.quality.multiline``): exact match and edit similarity
+  of the whole suggestion against the hole, and of its first line.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.quality.sandbox import run_program
-from harness.report import edit_similarity
+from harness.report import edit_similarity, normalize_code
 from harness.runner import BenchError
 
 EXTENSIONS = {"py": ".py", "python": ".py", "java": ".java", "js": ".js", "javascript": ".js"}
@@ -33,7 +36,7 @@ LINE_HOLES = ("SingleLineInfilling", "MultiLineInfilling")
 @dataclass(frozen=True)
 class Task:
     id: str
-    suite: str  # humaneval | santacoder
+    suite: str  # humaneval | santacoder | lines (whole-line holes scored by match)
     language: str  # py | java | js
     prompt: str
     suffix: str
@@ -43,7 +46,11 @@ class Task:
 
     @property
     def opens_line(self) -> bool:
-        return self.suite == "humaneval" and self.id.startswith(LINE_HOLES) and self.prompt.endswith("\n")
+        return (
+            self.suite in ("humaneval", "lines")
+            and self.id.startswith(LINE_HOLES)
+            and self.prompt.endswith("\n")
+        )
 
     def document(self, qwen_layout: bool = False) -> tuple[str, int]:
         """The editor's text and cursor offset for this task.
@@ -83,7 +90,7 @@ def load_tasks(path: Path) -> list[Task]:
             tasks.append(
                 Task(
                     id=record["task_id"],
-                    suite="humaneval",
+                    suite="lines" if record.get("scoring") == "match" else "humaneval",
                     language="py",
                     prompt=record["prompt"],
                     suffix=record["suffix"],
@@ -153,6 +160,8 @@ class Answer:
 
 def score_task(task: Task, answer: Answer, timeout: float) -> dict[str, Any]:
     """Scores one answer; pure apart from running the sandbox."""
+    if task.suite == "lines":
+        return score_match(answer.completion, task.canonical)
     if task.suite == "santacoder":
         line = first_line_santacoder(answer.completion).strip()
         want = task.canonical.split("\n")[0].strip()
@@ -171,4 +180,39 @@ def score_task(task: Task, answer: Answer, timeout: float) -> dict[str, Any]:
         "status": outcome.status,
         "detail": outcome.detail,
         "first_line_passed": first.passed,
+    }
+
+
+def score_match(completion: str, canonical: str) -> dict[str, Any]:
+    """Exact match and edit similarity of the whole hole, and of its first line."""
+    got = normalize_code(completion.lstrip("\n"))
+    want = normalize_code(canonical)
+    got_first = got.split("\n", 1)[0].strip()
+    want_first = want.split("\n", 1)[0].strip()
+    return {
+        "exact_match": bool(got) and got == want,
+        "edit_similarity": round(edit_similarity(got, want), 4),
+        "first_line_match": bool(got_first) and got_first == want_first,
+        "lines_shown": got.count("\n") + 1 if got else 0,
+        "lines_wanted": want.count("\n") + 1,
+    }
+
+
+def summarize_match(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rates over scored records: exact match, mean edit similarity, first-line match, line counts."""
+    count = len(records)
+    if not count:
+        return {"tasks": 0}
+
+    def mean(key: str) -> float:
+        return round(sum(float(r[key]) for r in records) / count, 4)
+
+    return {
+        "tasks": count,
+        "exact_match": round(sum(r["exact_match"] for r in records) / count, 4),
+        "edit_similarity": mean("edit_similarity"),
+        "first_line_match": round(sum(r["first_line_match"] for r in records) / count, 4),
+        "fewer_lines": sum(1 for r in records if r["lines_shown"] < r["lines_wanted"]),
+        "mean_lines_shown": mean("lines_shown"),
+        "mean_lines_wanted": mean("lines_wanted"),
     }

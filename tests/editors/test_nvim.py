@@ -287,3 +287,62 @@ def test_checkhealth(session: Session) -> None:
     assert "model qwen2.5-coder-0.5b is downloaded" in report, report
     assert "daemon state: ready" in report, report
     assert "ERROR" not in report, report
+
+
+# A loop header whose body is empty: typing the last "s" of "numbers" gets the rest of the
+# header and the loop's body as one multi-line suggestion.
+MULTI_LINE_NAME = "evens.py"
+MULTI_LINE_TEXT = (
+    'def count_evens(numbers):\n    """Return how many of the numbers are even."""\n    count = 0\n'
+    "    for number in number\n    return count\n"
+)
+MULTI_LINE_ROW = 3  # 0-based
+
+
+def test_multi_line_suggestion_accepted_a_line_then_the_rest(session: Session) -> None:
+    kit, nvim = session.kit, session.nvim
+    path = session.fixture.parent / MULTI_LINE_NAME
+    path.write_text(MULTI_LINE_TEXT, encoding="utf-8")
+    nvim.input("<Esc>")
+    kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+    nvim.command(f"edit! {path}")
+    try:
+        kit.wait_until(
+            lambda: session.lua("return #require('fim_lsp').clients(0)") > 0,
+            "the fim_lsp client to attach to the second buffer",
+            timeout=60,
+        )
+        nvim.api.win_set_cursor(0, [MULTI_LINE_ROW + 1, 0])
+        nvim.input("A")
+        kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "i", "insert mode", timeout=30)
+        session.type_text("s")
+        header = "    for number in numbers"
+        kit.wait_until(lambda: nvim.current.buffer[MULTI_LINE_ROW] == header, "the typed header", timeout=30)
+        session.wait_ghost("a ghost text")
+        kit.wait_until(lambda: "\n" in session.ghost(), "the ghost text to have several lines", timeout=120)
+        ghost = session.ghost()
+        first, _, rest = ghost.partition("\n")
+        assert first.startswith(":"), ghost
+
+        # Accept one line: the header is finished, the body is not in the buffer yet.
+        before = nvim.current.buffer[:]
+        nvim.input("<M-C-Right>")
+        kit.wait_until(lambda: nvim.current.buffer[:] != before, "Alt-Ctrl-Right to accept one line", 30)
+        assert nvim.current.buffer[MULTI_LINE_ROW] == header + first
+        assert nvim.current.buffer[MULTI_LINE_ROW + 1] == "    return count"
+
+        # The rest is shown again as one ghost text, and Tab inserts exactly what was shown.
+        kit.wait_until(lambda: session.ghost().startswith("\n"), "the rest of the suggestion", timeout=120)
+        rest = session.ghost()
+        before = nvim.current.buffer[:]
+        nvim.input("<Tab>")
+        kit.wait_until(lambda: nvim.current.buffer[:] != before, "Tab to accept the rest", timeout=30)
+        lines = nvim.current.buffer[:]
+        expected = (header + first + rest).split("\n")
+        assert lines[MULTI_LINE_ROW : MULTI_LINE_ROW + len(expected)] == expected, lines
+        assert lines[MULTI_LINE_ROW + len(expected)] == "    return count", lines
+        assert all(line.startswith("        ") for line in expected[1:]), expected
+    finally:
+        nvim.input("<Esc>")
+        kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+        nvim.command(f"edit! {session.fixture}")

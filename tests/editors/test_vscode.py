@@ -42,6 +42,11 @@ SUMMARY = ROOT / "artifacts" / "vscode-e2e.json"
 FIXTURE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return '
 TYPED = "num"
 EXPECTED = "% 2 == 0"
+# Mirrors e2e.mjs: typing the last "s" finishes a loop header whose body is empty.
+MULTI_LINE_FIXTURE = (
+    'def count_evens(numbers):\n    """Return how many of the numbers are even."""\n    count = 0\n'
+    "    for number in number\n    return count\n"
+)
 # Settings of the extension itself; every other `fimLsp.*` setting is one of Config's fields.
 CLIENT_SETTINGS = {"fimLsp.enable", "fimLsp.serverPath", "fimLsp.serverArgs", "fimLsp.trace.server"}
 
@@ -231,3 +236,13 @@ def test_ghost_text_accept_and_save_in_code_server(tmp_path: Path) -> None:
     assert ", off," in summary["toggledOffLabel"] and ", on," in summary["toggledOnLabel"]
     # No warning about a setting, no failure: fim-lsp put nothing in the notification center.
     assert not [text for text in summary["notifications"] if "fim-lsp" in text], summary["notifications"]
+    # A multi-line suggestion: its first line accepted alone, then the rest with Tab.
+    header = "    for number in numbers"
+    after_line = summary["multiLineAfterLine"].split("\n")
+    assert after_line[:3] == MULTI_LINE_FIXTURE.split("\n")[:3], summary["multiLineAfterLine"]
+    assert after_line[3] == header + ":", summary["multiLineAfterLine"]
+    saved_lines = summary["multiLineSaved"].split("\n")
+    assert saved_lines[3] == header + ":", summary["multiLineSaved"]
+    body = saved_lines[4 : saved_lines.index("    return count")]
+    assert body and all(line.startswith("        ") for line in body), summary["multiLineSaved"]
+    assert summary["multiLineSaved"].endswith("    return count\n"), summary["multiLineSaved"]

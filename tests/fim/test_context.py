@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fim import languages
 from fim.context import Budgets, CompletionContext, Document, Mode, build_context, detect_indent_unit
+from fim.context.mode import Extent
 from fim.positions import line_starts
 
 
@@ -90,7 +91,7 @@ def test_unknown_language_is_line_based_not_an_error() -> None:
     )
     assert doc.syntax_window(0, 0) is None
     assert context.language == "" and context.check_window is None
-    assert context.mode is Mode.SINGLE_LINE
+    assert context.mode is Mode.MULTI_LINE and context.extent is Extent.STATEMENT
     assert context.suffix == "\nend"
 
 
@@ -343,7 +344,7 @@ def test_count_tokens_failure_falls_back_to_an_estimate(caplog: pytest.LogCaptur
     [
         ("python", "def f():\n    <|>\n", Mode.MULTI_LINE, "empty block body"),
         ("python", "def f():<|>\n", Mode.MULTI_LINE, "block opener"),
-        ("python", "x = {'a':<|>\n", Mode.SINGLE_LINE, "continuing"),
+        ("python", "x = {'a':<|>\n", Mode.MULTI_LINE, "written line"),
         ("python", "print(<|>)\n", Mode.SINGLE_LINE, "closing punctuation"),
         ("python", "print(<|>, end='')\n", Mode.SINGLE_LINE, "merge"),
         ("python", "# note: <|>\n", Mode.SINGLE_LINE, "comment"),
@@ -362,7 +363,7 @@ def test_count_tokens_failure_falls_back_to_an_estimate(caplog: pytest.LogCaptur
         ("c", "int x = 1; /* a <|> */\n", Mode.SINGLE_LINE, "comment"),
         ("lua", "for i = 1, 3 do<|>\nend\n", Mode.MULTI_LINE, "block opener"),
         ("lua", "--[[ long <|> ]]\n", Mode.SINGLE_LINE, "comment"),
-        ("lua", "x = 1 --[[ c ]]<|>\n", Mode.SINGLE_LINE, "continuing"),
+        ("lua", "x = 1 --[[ c ]]<|>\n", Mode.MULTI_LINE, "written line"),
         ("rust", "fn f() {\n    // todo<|>\n}\n", Mode.SINGLE_LINE, "comment"),
     ],
 )
@@ -390,6 +391,61 @@ def test_unterminated_string_is_a_string(language: str, source: str, delimiter: 
 
 def test_rust_lifetime_is_not_a_quote() -> None:
     assert context_for("fn f<'a>(x: &'a str) -> &'a str { x.<|>\n", "rust").scope == "code"
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "extent", "floor"),
+    [
+        ("python", "def f():\n    <|>\n", Extent.BLOCK, 1),
+        ("python", "def f(x):\n    y = x\n    <|>\n    return y\n", Extent.FILL, 4),
+        # After a loop body, before code at the function's level: either level may follow.
+        ("python", "def f(x):\n    for i in x:\n        y(i)\n    <|>\n    return y\n", Extent.FILL, 4),
+        # Below the last line of a function (HumanEval's layout: column 0, nothing below).
+        ("python", "def f(x):\n    y = x\n<|>\n", Extent.FILL, 1),
+        ("python", "def f(x):\n    y = x\n<|>\n\n\nprint(f(1))\n", Extent.FILL, 1),
+        # The next method is a new definition: the cursor is in the method above.
+        (
+            "python",
+            "class A:\n    def f(self):\n        x = 1\n        <|>\n\n    def g(self):\n        pass\n",
+            Extent.FILL,
+            5,
+        ),
+        ("javascript", "function f() {\n  a();\n  <|>\n}\n", Extent.FILL, 1),
+        # The code below is deeper: the hole opens its block (a loop header is missing).
+        ("python", 'def f(xs):\n    """Doc."""\n<|>\n        use(x)\n    return xs\n', Extent.FILL, 4),
+        # A comment below says nothing about the block: the method after it does.
+        (
+            "python",
+            "class A:\n    def f(self):\n        x = 1\n        <|>\n\n    # helpers\n"
+            "    def g(self):\n        pass\n",
+            Extent.FILL,
+            5,
+        ),
+        ("c", "void f(int i) {\n#ifdef DEBUG\n    <|>\n#endif\n    run(i);\n}\n", Extent.FILL, 4),
+        ("python", "x = foo(a)<|>\n", Extent.STATEMENT, 0),
+        ("python", "def f(x):\n    if x > 0<|>\n    return x\n", Extent.STATEMENT, 4),
+        ("lua", "if x < 0<|>\n", Extent.STATEMENT, 0),
+        ("python", "print(<|>, end='')\n", Extent.LINE, 0),
+        ("python", "# note: <|>\n", Extent.LINE, 0),
+    ],
+)
+def test_extent_and_floor(language: str, source: str, extent: Extent, floor: int) -> None:
+    context = context_for(source, language)
+    assert context.extent is extent, context.reason
+    assert context.mode is (Mode.SINGLE_LINE if extent is Extent.LINE else Mode.MULTI_LINE)
+    assert context.floor == floor
+
+
+def test_fills_have_their_own_suffix_budget() -> None:
+    budgets = Budgets(prefix_tokens=1536, suffix_tokens=0, fill_suffix_tokens=16)
+    fill_source = "def f(x):\n    y = x\n    <|>\n    return y\n"
+    doc = Document("untitled:1", fill_source.replace("<|>", ""), "python")
+    fill = build_context(doc, fill_source.index("<|>"), budgets, quarter)
+    assert fill.extent is Extent.FILL and fill.suffix == "\n    return y"
+    written = build_context(doc, fill_source.index("y = x") + 5, budgets, quarter)
+    assert written.extent is Extent.STATEMENT and written.suffix == ""
+    same = Budgets(prefix_tokens=1536, suffix_tokens=16)
+    assert same.suffix_for(Extent.FILL) == same.suffix_for(Extent.LINE) == 16
 
 
 @pytest.mark.parametrize(

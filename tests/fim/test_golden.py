@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from fim.context import Budgets, CompletionContext, Document, Mode, build_context
+from fim.context.mode import Extent
 from fim.postprocess import StreamFilter
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
@@ -84,6 +85,8 @@ def test_golden_context(source: Path, sidecar: Path) -> None:
     doc, cursor, meta = _load(source, sidecar)
     context = _context(doc, cursor, meta)
     assert context.mode == Mode(meta["mode"]), context.reason
+    if "extent" in meta:
+        assert context.extent == Extent(meta["extent"]), context.reason
     if "reason_contains" in meta:
         assert meta["reason_contains"] in context.reason
     if "scope" in meta:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fim.context import Budgets, CompletionContext, Document, Mode, build_context
+from fim.context.mode import Extent
 from fim.postprocess import StreamFilter, bracket_balance
 
 
@@ -53,10 +56,12 @@ def test_single_line_ends_at_the_line_break() -> None:
 
 def test_leading_line_break_is_skipped_only_on_a_blank_line() -> None:
     blank = context_at("def f(x):\n    y = x\n    <|>\n")
-    assert finish(blank, "\n    return y\n") == "return y"
-    assert not StreamFilter(blank).should_stop("\n")
-    assert not StreamFilter(blank).should_stop("\n    return")
-    assert StreamFilter(blank).should_stop("\n    return y\n")
+    single = Mode.SINGLE_LINE  # as with `multiline: never`; a blank line is a fill otherwise
+    assert finish(blank, "\n    return y\n", single) == "return y"
+    assert not StreamFilter(blank, single).should_stop("\n")
+    assert not StreamFilter(blank, single).should_stop("\n    return")
+    assert StreamFilter(blank, single).should_stop("\n    return y\n")
+    assert finish(blank, "\n    return y\n") == "return y", "a fill skips it too"
 
 
 def test_a_leading_line_break_at_a_written_line_end_opens_the_next_line() -> None:
@@ -175,8 +180,9 @@ def test_indentation_follows_the_document() -> None:
 
 
 def test_forced_modes_from_the_settings() -> None:
-    context = context_at("def f(x):\n    y = x<|>\n    return y\n")
-    assert context.mode is Mode.SINGLE_LINE
+    written = context_at("def f(x):\n    y = x<|>\n    return y\n")
+    context = replace(written, mode=Mode.SINGLE_LINE, extent=Extent.LINE)
+    assert finish(context, " + 1\n    z = y") == " + 1"
     assert finish(context, " + 1\n    z = y", Mode.MULTI_LINE) == " + 1\n    z = y"
     multi = context_at("def f(x):<|>\n")
     assert finish(multi, "\n    return x\n    y = 1\n", Mode.SINGLE_LINE) == "\n    return x"
@@ -185,6 +191,140 @@ def test_forced_modes_from_the_settings() -> None:
 def test_crlf_documents_get_crlf_completions() -> None:
     context = context_at("def f(x):<|>\r\n    pass\r\n")
     assert finish(context, "\r\n    y = x\r\n    return y\r\n") == "\r\n    y = x\r\n    return y"
+
+
+# ---------------------------------------------------------------------------- statements
+
+
+def test_a_line_that_opens_a_block_goes_on_into_it() -> None:
+    context = context_at("def below_zero(ops):\n    for op in ops:\n        if op < 0<|>\n    return False\n")
+    raw = ":\n            return True\n    return False\n"
+    assert finish(context, raw) == ":\n            return True"
+    stream = StreamFilter(context)
+    assert not stream.should_stop(":\n")
+    assert not stream.should_stop(":\n            return True\n")
+    assert not stream.should_stop(":\n            return True\n    r"), "r may become a closing word"
+    assert stream.should_stop(":\n            return True\n    return ")
+    assert finish(context, ":\n") == ":", "a model that stops after the opener shows the line"
+
+
+def test_a_line_that_opens_no_block_ends_the_completion() -> None:
+    context = context_at("def f(x):\n    y = x<|>\n    return y\n")
+    assert finish(context, " + 1\n    z = y\n") == " + 1"
+    assert StreamFilter(context).should_stop(" + 1\n")
+    assert not StreamFilter(context).should_stop(" + 1")
+
+
+def test_an_opener_whose_body_is_already_there_stays_one_line() -> None:
+    context = context_at("def show(items):\n    for item in items<|>\n        print(item)\n")
+    assert finish(context, ":\n        log(item)\n        print(item)\n") == ":"
+    assert StreamFilter(context).should_stop(":\n")
+
+
+def test_open_brackets_carry_the_statement_over_lines() -> None:
+    context = context_at("def load(path):\n    return parse(<|>\n")
+    raw = "\n        path,\n        strict=True,\n    )\n    x = 1\n"
+    assert finish(context, raw) == "\n        path,\n        strict=True,\n    )"
+    stream = StreamFilter(context)
+    assert not stream.should_stop("\n        path,\n")
+    assert stream.should_stop("\n        path,\n        strict=True,\n    )\n")
+    # A multi-line def closes its brackets and then opens its body.
+    header = context_at("class A:\n    def f(<|>\n")
+    raw = "\n        self,\n        x,\n    ):\n        return x\n\n    def g(self):\n"
+    assert finish(header, raw) == "\n        self,\n        x,\n    ):\n        return x"
+
+
+def test_a_new_line_at_a_line_end_is_a_statement_too() -> None:
+    context = context_at("def f(x):\n    y = x<|>\n")
+    assert finish(context, "\n    if y:\n        return y\n    return 0\n") == "\n    if y:\n        return y"
+    assert finish(context, "\n    return y\n    z = 1\n") == "\n    return y"
+
+
+@pytest.mark.parametrize(
+    ("source", "language", "raw", "expected"),
+    [
+        # The document does not close the block: the model's closing line is kept.
+        (
+            "function f(v) {\n  if (v < 0<|>\n  return v;\n}\n",
+            "javascript",
+            ") {\n    v = 0;\n  }\n  return",
+            ") {\n    v = 0;\n  }",
+        ),
+        # It does: the closing line is the document's.
+        (
+            "function f(v) {\n  if (v < 0<|>\n  }\n}\n",
+            "javascript",
+            ") {\n    v = 0;\n  }\n",
+            ") {\n    v = 0;",
+        ),
+        (
+            "local function f(x)\n  if x < 0<|>\n  return x\nend\n",
+            "lua",
+            " then\n    x = -x\n  end\n",
+            " then\n    x = -x\n  end",
+        ),
+        (
+            "func f(xs []int) int {\n\tfor _, x := range xs<|>\n\treturn 0\n}\n",
+            "go",
+            " {\n\t\tuse(x)\n\t}\n\treturn 0\n",
+            " {\n\t\tuse(x)\n\t}",
+        ),
+    ],
+)
+def test_statements_in_brace_and_keyword_languages(
+    source: str, language: str, raw: str, expected: str
+) -> None:
+    assert finish(context_at(source, language), raw) == expected
+
+
+def test_multiline_never_keeps_a_statement_on_its_line() -> None:
+    context = context_at("def f(x):\n    if x > 0<|>\n    return x\n")
+    assert finish(context, ":\n        x = 0\n", Mode.SINGLE_LINE) == ":"
+
+
+# ---------------------------------------------------------------------------- fills
+
+
+def test_a_fill_stops_before_the_code_below() -> None:
+    context = context_at("def f(values):\n    count = len(values)\n    <|>\n    return mean\n")
+    raw = "total = sum(values)\n    mean = total / count\n    return mean\n"
+    assert finish(context, raw) == "total = sum(values)\n    mean = total / count"
+    stream = StreamFilter(context)
+    assert not stream.should_stop("total = sum(values)\n    mean = total / count\n")
+    assert stream.should_stop(raw)
+    # Less indented than the code below: the model left its block.
+    assert finish(context, "total = 1\n\ndef g():\n") == "total = 1"
+    assert StreamFilter(context).should_stop("total = 1\n\ndef")
+
+
+def test_a_fill_at_column_zero_keeps_to_the_block_above() -> None:
+    context = context_at("def total(values):\n    result = 0\n<|>\n")
+    raw = "    for value in values:\n        result += value\n    return result\n\n\ndef main():\n"
+    assert finish(context, raw) == "    for value in values:\n        result += value\n    return result"
+
+
+def test_a_fill_never_repeats_the_closing_line_below() -> None:
+    context = context_at("function sum(items) {\n  let total = 0;\n  <|>\n}\n", "javascript")
+    raw = "for (const x of items) {\n    total += x;\n  }\n  return total;\n}\n"
+    assert finish(context, raw) == "for (const x of items) {\n    total += x;\n  }\n  return total;"
+
+
+def test_a_run_of_lines_written_twice_is_cut_to_one() -> None:
+    context = context_at("def f(count):\n    x = 1\n    <|>\n    return count\n")
+    raw = "if count == 'all':\n        count = 1\n    if count == 'all':\n        count = 1\n    if count"
+    assert finish(context, raw) == "if count == 'all':\n        count = 1"
+    assert StreamFilter(context).should_stop(raw)
+    block = context_at("def f(count):<|>\n")
+    raw = "\n    a = g()\n    b = h(a)\n    a = g()\n    b = h(a)\n    a = g()\n"
+    assert finish(block, raw) == "\n    a = g()\n    b = h(a)"
+    once = context_at("def f(items):<|>\n")
+    raw = "\n    for x in items:\n        use(x)\n    for y in items:\n        use(y)\n"
+    assert finish(once, raw) == raw.rstrip("\n"), "similar runs are not repeats"
+
+
+def test_a_fill_skips_blank_lines_first() -> None:
+    context = context_at("def f(x):\n    y = x\n    <|>\n    return y\n")
+    assert finish(context, "\n\n    y += 1\n    y *= 2\n") == "y += 1\n    y *= 2"
 
 
 # ---------------------------------------------------------------------------- syntax check
@@ -239,6 +379,9 @@ SOURCES = [
     ("run(() => {<|>});\n", "javascript"),
     ("local function f()\n  <|>\nend\n", "lua"),
     ("fn f() {\n    if x {<|>\n    y\n}\n", "rust"),
+    ("function f() {\n  if (x<|>\n}\n", "javascript"),
+    ("def f(x):\n    return g(<|>\n", "python"),
+    ("def f(x):\n    y = x\n<|>\n", "python"),
 ]
 
 

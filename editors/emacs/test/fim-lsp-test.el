@@ -182,6 +182,51 @@ Fail naming WHAT after TIMEOUT seconds (default 120)."
   (should (string-prefix-p "    return number" (fim-lsp-test--current-line)))
   (should (string-match-p "% 2 == 0" (fim-lsp-test--current-line))))
 
+(defconst fim-lsp-test--multi-line-text
+  (concat "def count_evens(numbers):\n"
+          "    \"\"\"Return how many of the numbers are even.\"\"\"\n"
+          "    count = 0\n"
+          "    for number in number\n"
+          "    return count\n")
+  "A loop header whose body is empty: typing the last \"s\" gets the header's rest and a body.")
+
+(defun fim-lsp-test--line-at (line)
+  "The text of LINE (1-based) of the current buffer."
+  (save-excursion
+    (goto-char (point-min))
+    (forward-line (1- line))
+    (buffer-substring-no-properties (line-beginning-position) (line-end-position))))
+
+(ert-deftest fim-lsp-test-multi-line-accept-line-then-all ()
+  "A multi-line suggestion is one ghost text; C-e takes its first line, TAB the rest."
+  (fim-lsp-test--open)
+  (fim-lsp-dismiss)
+  (erase-buffer)
+  (insert fim-lsp-test--multi-line-text)
+  (goto-char (point-min))
+  (forward-line 3)
+  (end-of-line)
+  (execute-kbd-macro "s")
+  (let* ((header "    for number in numbers")
+         (ghost (fim-lsp-test--wait-ghost))
+         (first (car (split-string ghost "\n"))))
+    (should (equal (fim-lsp-test--line-at 4) header))
+    (should (string-match-p "\n" ghost))
+    (should (string-prefix-p ":" first))
+    ;; One line: the header is finished, the body is not in the buffer yet.
+    (execute-kbd-macro (kbd "C-e"))
+    (should (equal (fim-lsp-test--line-at 4) (concat header first)))
+    (should (equal (fim-lsp-test--line-at 5) "    return count"))
+    ;; The rest shows again as one ghost text; TAB inserts exactly what was shown.
+    (let* ((rest (fim-lsp-test--wait-ghost))
+           (expected (split-string (concat header first rest) "\n")))
+      (should (string-prefix-p "\n" rest))
+      (execute-kbd-macro (kbd "TAB"))
+      (should-not fim-lsp--overlay)
+      (dotimes (i (length expected))
+        (should (equal (fim-lsp-test--line-at (+ 4 i)) (nth i expected))))
+      (should (equal (fim-lsp-test--line-at (+ 4 (length expected))) "    return count")))))
+
 (ert-deftest fim-lsp-test-status-and-progress ()
   (fim-lsp-test--open)
   (let ((status (fim-lsp-status)))

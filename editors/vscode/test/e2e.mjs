@@ -26,6 +26,15 @@ const env = {
 const FIXTURE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return ';
 const TYPED = 'num';
 const EXPECTED = '% 2 == 0';
+// The multi-line fixture: typing the last `s` of `numbers` finishes a loop header whose body
+// is empty, so the suggestion is the rest of the header and the loop's body.
+const MULTI_LINE_FILE = 'evens.py';
+const MULTI_LINE_FIXTURE =
+  'def count_evens(numbers):\n    """Return how many of the numbers are even."""\n    count = 0\n' +
+  '    for number in number\n    return count\n';
+const MULTI_LINE_ROW = 4; // 1-based, as Ctrl+G takes it
+// VS Code has no default key for accepting one line of a suggestion: the test binds one.
+const ACCEPT_LINE_KEY = 'Control+Alt+L';
 
 const started = Date.now();
 const summary = { steps: {}, problems: [], labelsSeen: [] };
@@ -195,6 +204,17 @@ async function main() {
     ),
   );
   fs.writeFileSync(file, FIXTURE);
+  fs.writeFileSync(path.join(project, MULTI_LINE_FILE), MULTI_LINE_FIXTURE);
+  fs.writeFileSync(
+    path.join(user, 'User', 'keybindings.json'),
+    JSON.stringify([
+      {
+        key: 'ctrl+alt+l',
+        command: 'editor.action.inlineSuggest.acceptNextLine',
+        when: 'inlineSuggestionVisible',
+      },
+    ]),
+  );
   const config = path.join(env.work, 'code-server.yaml');
   fs.writeFileSync(config, 'auth: none\n');
   const common = ['--config', config, '--user-data-dir', user, '--extensions-dir', extensions];
@@ -372,6 +392,46 @@ async function main() {
     await center.waitFor({ state: 'visible', timeout: 30000 });
     await sleep(500);
     summary.notifications = await center.locator('.notification-list-item-message').allInnerTexts();
+  });
+
+  await check('multi-line suggestion: accept a line, then the rest', async () => {
+    const multiFile = path.join(project, MULTI_LINE_FILE);
+    const saveAndRead = async (previous) => {
+      await page.keyboard.press('Control+S');
+      const until = Date.now() + 30000;
+      let text = fs.readFileSync(multiFile, 'utf8');
+      while (text === previous && Date.now() < until) {
+        await sleep(250);
+        text = fs.readFileSync(multiFile, 'utf8');
+      }
+      return text;
+    };
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+P');
+    await quickOpen.waitFor({ state: 'visible', timeout: 30000 });
+    await quickOpen.fill(MULTI_LINE_FILE);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: MULTI_LINE_FILE }).first().waitFor();
+    await page.keyboard.press('Enter');
+    const multiEditor = page.locator('.editor-instance .monaco-editor').first();
+    await multiEditor.locator('.view-lines', { hasText: 'how many of the numbers' }).waitFor({ state: 'visible' });
+    await multiEditor.locator('.view-lines').click();
+    await page.keyboard.press('Control+G');
+    await page.keyboard.type(String(MULTI_LINE_ROW));
+    await page.keyboard.press('Enter');
+    await page.keyboard.press('End');
+    await page.keyboard.type('s', { delay: 120 });
+    const multiGhost = multiEditor.locator('.ghost-text-decoration');
+    await multiGhost.first().waitFor({ state: 'visible', timeout: 90000 });
+    summary.multiLineGhost = (await multiGhost.allInnerTexts()).join('').replace(/\u00a0/g, ' ');
+    await page.keyboard.press(ACCEPT_LINE_KEY);
+    summary.multiLineAfterLine = await saveAndRead(MULTI_LINE_FIXTURE);
+    // The rest of the suggestion is still ghost text (or comes back as one): Tab takes all of it.
+    // It starts on the next line, so VS Code draws it as added lines (`ghost-text…` spans).
+    const restGhost = multiEditor.locator('[class*="ghost-text"]:not(.ghost-text-hidden)');
+    await restGhost.first().waitFor({ state: 'visible', timeout: 90000 });
+    summary.multiLineRest = (await restGhost.allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+    await page.keyboard.press('Tab');
+    summary.multiLineSaved = await saveAndRead(summary.multiLineAfterLine);
   });
 
   step('done');
