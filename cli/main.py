@@ -1,8 +1,8 @@
-"""The ``fim-lsp`` command line: serve, complete, model, bench, demo.
+"""The ``fim-lsp`` command line: serve, complete, model, doctor, bench, demo.
 
 This package sits on top: it may import ``lsp_server``, ``harness`` and ``fim``, and
 nothing imports it. Heavy modules are imported inside the command that needs them, so
-``fim-lsp model list`` does not load llama.cpp.
+``fim-lsp model list`` and ``fim-lsp --version`` do not load llama.cpp.
 """
 
 from __future__ import annotations
@@ -95,27 +95,10 @@ def _complete(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _model(args: argparse.Namespace) -> int:
-    from fim import models
+def _doctor(args: argparse.Namespace) -> int:
+    from cli.doctor import run_doctor
 
-    try:
-        if args.action == "list":
-            for entry in models.REGISTRY.values():
-                path = models.cached_path(entry)
-                mark = "cached" if path.is_file() else "-"
-                default = " (default)" if entry.name == models.DEFAULT_MODEL else ""
-                print(f"{entry.name:24} {mark:7} {entry.description}{default}")
-                print(f"{'':24} {'':7} source: {entry.source.describe()}")
-            return 0
-        if not args.name:
-            print(f"fim-lsp model {args.action}: a model name is needed", file=sys.stderr)
-            return 2
-        path = models.pull(args.name) if args.action == "pull" else models.resolve(args.name)
-        print(path)
-        return 0
-    except models.ModelError as error:
-        print(f"fim-lsp: {error}", file=sys.stderr)
-        return 1
+    return run_doctor(args)
 
 
 def _bench(argv: list[str]) -> int:
@@ -156,10 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--stats", action="store_true", help="print the request's figures to stderr")
     complete.set_defaults(run=_complete)
 
-    model = commands.add_parser("model", help="list, fetch or locate models")
-    model.add_argument("action", choices=["pull", "list", "path"])
-    model.add_argument("name", nargs="?")
-    model.set_defaults(run=_model)
+    from cli import doctor, model_command
+
+    model_command.add_parser(commands)
+    doctor.add_parser(commands, run=_doctor)
 
     demo = commands.add_parser("demo", help="a real completion session on a fixture file")
     demo.add_argument("--model", default=None)
@@ -178,4 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "bench":
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # `fim-lsp model list | head`: the reader left; say nothing more and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

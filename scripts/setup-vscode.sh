@@ -2,13 +2,22 @@
 # Idempotent setup for the VS Code extension and its end-to-end test:
 #   1. Debian packages chromium, libkrb5-dev and ripgrep (apt runs only when one is missing);
 #   2. the extension's npm packages (`npm ci` when node_modules is missing or the lock changed);
-#   3. the extension compiled with tsc and packaged to editors/vscode/fim-lsp.vsix;
+#   3. the extension type-checked with tsc, bundled with esbuild into out/extension.js and
+#      packaged to editors/vscode/fim-lsp.vsix (no node_modules inside);
 #   4. code-server 4.100.3 (VS Code 1.100.3, the newest that runs on Node 20) in the cache dir.
+# With --vsix-only (`make vsix`) only steps 2 and 3 run: what a user needs to build the .vsix.
 # Only the npm registry and Debian's archive are used: ripgrep's download from GitHub is
 # replaced by a tarball of Debian's /usr/bin/rg, seeded where @vscode/ripgrep looks first.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+VSIX_ONLY=""
+case "${1:-}" in
+    "") ;;
+    --vsix-only) VSIX_ONLY=1 ;;
+    *) die "unknown option '$1' (use --vsix-only or nothing)" ;;
+esac
 
 EXT="$FIM_ROOT/editors/vscode"
 CACHE="${FIM_LSP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp}"
@@ -20,12 +29,14 @@ RIPGREP_CACHE_NAME=vscode-ripgrep-cache-1.15.11
 RIPGREP_TARBALL=ripgrep-v13.0.0-10-x86_64-unknown-linux-musl.tar.gz
 
 # --- 1. Debian packages -------------------------------------------------------------
-apt_install_missing chromium libkrb5-dev ripgrep
-command -v node >/dev/null || die "node (20) is required"
+if [ -z "$VSIX_ONLY" ]; then
+    apt_install_missing chromium libkrb5-dev ripgrep
+fi
+command -v node >/dev/null || die "node (20 or newer) and npm are required"
 
 # --- 2. npm packages of the extension -------------------------------------------------
 # npm ci only when node_modules is missing or package-lock.json changed since the last one.
-lock_sum="$(sha256sum "$EXT/package-lock.json" | cut -d' ' -f1)"
+lock_sum="$(sha256_stdin <"$EXT/package-lock.json")"
 stamp="$EXT/node_modules/.fim-lsp-lock.sha256"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
     say "npm packages up to date"
@@ -35,16 +46,21 @@ else
     echo "$lock_sum" >"$stamp"
 fi
 
-# --- 3. compile and package the extension ------------------------------------------
+# --- 3. bundle and package the extension --------------------------------------------
 vsix="$EXT/fim-lsp.vsix"
 newest_source="$(find "$EXT/src" "$EXT/package.json" "$EXT/package-lock.json" "$EXT/tsconfig.json" \
-    "$EXT/README.md" "$EXT/.vscodeignore" -newer "$vsix" 2>/dev/null | head -1 || true)"
+    "$EXT/esbuild.mjs" "$EXT/README.md" "$EXT/.vscodeignore" -newer "$vsix" 2>/dev/null | head -1 || true)"
 if [ -f "$vsix" ] && [ -z "$newest_source" ]; then
     say "fim-lsp.vsix is up to date"
 else
-    say "compiling and packaging the extension"
-    (cd "$EXT" && npm run --silent compile && npm run --silent package >/dev/null)
+    say "bundling and packaging the extension"
+    # `vsce package` runs the vscode:prepublish script first: tsc --noEmit, then esbuild.
+    (cd "$EXT" && npm run --silent package >/dev/null)
     say "built $vsix"
+fi
+if [ -n "$VSIX_ONLY" ]; then
+    say "install it with: code --install-extension $vsix"
+    exit 0
 fi
 
 # --- 4. code-server in the cache dir -----------------------------------------------
