@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ class OneShotResult:
     text: str
     ok: bool
     summary: str
+    #: Set when the time budget cut the suggestion short or dropped it: why, and what helps.
+    budget_note: str = ""
 
 
 def _lsp_position(text: str, line: int, column: int) -> tuple[int, int]:
@@ -55,7 +58,11 @@ async def _run(path: Path, line: int, column: int, model: str | None, show_stats
             f"generated {stats.get('tokens_generated')}; "
             f"{status.get('lastNoSuggestionReason') if not insert else 'mode ' + str(status.get('lastMode'))}"
         )
-        return OneShotResult(insert[typed:], bool(insert), summary)
+        budget_note = str(status.get("lastBudgetNote") or "")
+        if insert and budget_note:
+            # Shown, but cut short by the time budget: say so, and what helps.
+            summary += f"\n{budget_note}"
+        return OneShotResult(insert[typed:], bool(insert), summary, budget_note)
     finally:
         await client.stop()
 
@@ -63,4 +70,8 @@ async def _run(path: Path, line: int, column: int, model: str | None, show_stats
 def complete_file(
     path: Path, line: int, column: int, *, model: str | None = None, show_stats: bool = False
 ) -> OneShotResult:
-    return asyncio.run(_run(path, line, column, model, show_stats))
+    result = asyncio.run(_run(path, line, column, model, show_stats))
+    if result.budget_note and not show_stats:
+        # Without --stats a slow machine would otherwise leave the user with nothing and no hint.
+        print(f"fim-lsp: {result.budget_note}", file=sys.stderr)
+    return result

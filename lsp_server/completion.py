@@ -13,7 +13,10 @@ scheduler's inference thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -76,6 +79,8 @@ class CompletionService:
     counters: Counters = field(default_factory=Counters)
     last_stats: CompletionStats | None = None
     last_reason: str = ""
+    #: Set when the last model run was cut by the time budget: what happened and what helps.
+    last_budget_note: str = ""
     last_mode: str = ""
     _cache: OrderedDict[tuple[Any, ...], str] = field(default_factory=OrderedDict)
     _speculative_keys: set[tuple[Any, ...]] = field(default_factory=set)
@@ -117,7 +122,9 @@ class CompletionService:
         self._cache[key] = text
         self._cache.move_to_end(key)
         while len(self._cache) > config.cache_size:
-            self._cache.popitem(last=False)
+            evicted, _text = self._cache.popitem(last=False)
+            # Kept only to count hits of cached speculative answers: it must not outgrow the cache.
+            self._speculative_keys.discard(evicted)
 
     def forget_document(self, uri: str) -> None:
         self._suggestions.pop(uri, None)
@@ -200,11 +207,37 @@ class CompletionService:
             self._remember(plan.key, generation.text)
         outcome = self._shown(doc, cursor, plan, generation.text, "model")
         outcome.stats = stats
+        cut = stats.stop_reason == "time_budget"
+        self.last_budget_note = self.slow_machine_note(stats, shown=bool(generation.text)) if cut else ""
         if not generation.text:
+            if cut:
+                return self._no(self.last_budget_note, cursor)
             return self._no(
                 f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
             )
         return outcome
+
+    def slow_machine_note(self, stats: CompletionStats, *, shown: bool) -> str:
+        """Why a suggestion was cut short or dropped by the time budget, and what helps."""
+        config = self.settings.config
+        decode_s = stats.decode_ms / 1000
+        speed = f"{stats.tokens_generated / decode_s:.1f} tokens/s" if decode_s > 0 else "no token in time"
+        busy = ""
+        cores = os.cpu_count() or 1
+        with contextlib.suppress(OSError):
+            load = os.getloadavg()[0]
+            if load > cores:
+                busy = f"; the CPU is busy: load {load:.1f} on {cores} cores"
+        backend = self.host.backend
+        threads = backend.describe().get("threads_now") if backend is not None else None
+        ran_on = f"; this request ran on {threads}" if isinstance(threads, int) else ""
+        what = "was cut short" if shown else "was dropped"
+        return (
+            f"the suggestion {what}: the machine is too slow for the {config.time_budget_ms} ms time budget "
+            f"({stats.tokens_generated} tokens generated, {speed}{busy}). "
+            f"A smaller model than {config.model}, fewer threads (the `threads` option{ran_on}) "
+            "or a larger `timeBudgetMs` helps."
+        )
 
     def _shown(self, doc: Document, cursor: int, plan: Plan, text: str, source: str) -> Outcome:
         if text:
@@ -216,7 +249,16 @@ class CompletionService:
     async def _generate(self, uri: str, pipeline: CompletionPipeline, plan: Plan, kind: str) -> Generation:
         job = self.scheduler.new_job("completion" if kind == "completion" else "speculative", uri)
         started = time.perf_counter()
-        generation = await self.scheduler.run(job, lambda cancel: pipeline.run(plan, cancel))
+
+        def run(cancel: threading.Event) -> Generation:
+            # A model reload queued before this job closes the backend the pipeline was
+            # made with; a closed llama.cpp model must never be touched. Loads run on the
+            # same thread, so a backend that is current here stays open until we return.
+            if self.host.backend is not pipeline.backend:
+                raise Cancelled
+            return pipeline.run(plan, cancel)
+
+        generation = await self.scheduler.run(job, run)
         stats = generation.stats
         if kind == "completion":
             self.counters.model_runs += 1
@@ -252,7 +294,8 @@ class CompletionService:
             return
         if generation.complete:
             self._remember(plan.key, generation.text)
-            self._speculative_keys.add(plan.key)
+            if plan.key in self._cache:
+                self._speculative_keys.add(plan.key)
             self.counters.speculative_ready += 1
 
     def status(self) -> dict[str, Any]:
@@ -265,5 +308,12 @@ class CompletionService:
             "lastRequest": asdict(self.last_stats) if self.last_stats else None,
             "lastMode": self.last_mode,
             "lastNoSuggestionReason": self.last_reason,
+            "lastBudgetNote": self.last_budget_note,
             "cacheEntries": len(self._cache),
+            # Per-document state, which closing a document must free.
+            "documentState": {
+                "suggestions": len(self._suggestions),
+                "requestNumbers": len(self._latest),
+                "prefixStarts": len(self._prefix_starts),
+            },
         }

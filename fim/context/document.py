@@ -328,6 +328,10 @@ class Document:
         if end - start > MAX_WINDOW_CHARS:
             start = self._lines.start(self._lines.line_of(max(start, cursor - MAX_WINDOW_CHARS * 3 // 4)))
             end = max(cursor, min(end, start + MAX_WINDOW_CHARS))
+        if "\x00" in self._text[start:end]:
+            # A binary file opened as text: tree-sitter's error recovery over it took a
+            # quarter of a second per keystroke, and no grammar describes it.
+            return None
         window = SyntaxWindow(self.language.name, start, self._text[start:end])
         self._window = window
         if window.parsed() is None:

@@ -7,11 +7,10 @@ without a grammar, the cursor's line is scanned instead (``scope_from_line``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from fim.context.text import StringScanner
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Tree
@@ -19,6 +18,8 @@ if TYPE_CHECKING:
     from fim.context.document import Document, SyntaxWindow
     from fim.languages import LanguageSpec
 
+#: Characters of the cursor's line read by ``scope_from_line`` (minified code is one line).
+MAX_LINE_SCAN = 20_000
 _LUA_BLOCK_COMMENT = re.compile(r"^--\[=*\[")
 _DELIMITER = re.compile(r"^[A-Za-z@$]*(\"\"\"|'''|\"|'|`|\[=*\[)")
 
@@ -96,11 +97,45 @@ def error_near_cursor(syntax: CursorSyntax, cursor: int, line_start: int) -> boo
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _line_scanner(quotes: str, comment_markers: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression that walks a line as ``StringScanner`` does, at C speed.
+
+    Matches, leftmost first: a closed string literal (skipped), a string left open at
+    the end of the text (group ``open``), or a line-comment marker at the start of the
+    text or after a space or tab (group ``comment``). A backslash escapes the next
+    character inside a string. Minified code puts megabytes on one line, and a walk
+    over it in Python took seconds per keystroke.
+    """
+    closed = [
+        rf"{re.escape(quote)}(?:[^{re.escape(quote)}\\]|\\[\s\S])*{re.escape(quote)}" for quote in quotes
+    ]
+    unterminated = [rf"{re.escape(quote)}(?:[^{re.escape(quote)}\\]|\\[\s\S])*\\?\Z" for quote in quotes]
+    markers = [re.escape(marker) for marker in comment_markers]
+    never = r"(?!)"
+    return re.compile(
+        "|".join(
+            [
+                *closed,
+                rf"(?P<open>{'|'.join(unterminated) or never})",
+                rf"(?P<comment>(?<![^ \t])(?:{'|'.join(markers) or never}))",
+            ]
+        )
+    )
+
+
 def scope_from_line(spec: LanguageSpec, line_prefix: str) -> tuple[str, str]:
-    """Best guess without a tree: an open quote or a line-comment marker before the cursor."""
-    scanner = StringScanner(line_prefix, spec.quotes)
-    for index, _ in scanner.code_characters():
-        for marker in spec.line_comment:
-            if line_prefix.startswith(marker, index) and (index == 0 or line_prefix[index - 1] in " \t"):
-                return "comment", ""
-    return ("string", scanner.delimiter) if scanner.delimiter else ("code", "")
+    """Best guess without a tree: an open quote or a line-comment marker before the cursor.
+
+    Of a line longer than ``MAX_LINE_SCAN`` characters only the last ``MAX_LINE_SCAN``
+    before the cursor are read: a guess, for minified code, where a walk over the whole
+    line would cost time in proportion to its length on every keystroke.
+    """
+    if len(line_prefix) > MAX_LINE_SCAN:
+        line_prefix = line_prefix[-MAX_LINE_SCAN:]
+    for match in _line_scanner(spec.quotes, tuple(spec.line_comment)).finditer(line_prefix):
+        if match.group("comment") is not None:
+            return "comment", ""
+        if match.group("open") is not None:
+            return "string", match.group("open")[0]
+    return "code", ""

@@ -1,5 +1,7 @@
 """The decode loop: sample, verify drafted tokens, heal the typed word, stop on time.
 
+The time budget (``CompletionRequest.time_budget_ms``) starts when decoding does.
+
 After the prompt is evaluated the work sequence's last token has logits. Each step
 accepts one sampled token plus any prompt-lookup draft tokens the model agrees with
 (greedy only, so the text is the same with or without drafting), turns them into text,
@@ -119,8 +121,12 @@ class Generator:
     def run(self, decoding: Decoding, sampler: Any) -> None:
         """Generate until a stop rule fires; the reason is left in ``decoding.stats``."""
         request, stats = decoding.request, decoding.stats
-        deadline = decoding.started + request.time_budget_ms / 1000 if request.time_budget_ms else None
         decode_started = time.perf_counter()
+        # The budget counts decoding only. Prefill is not wasted when it runs long: what it
+        # evaluated stays in the cache for the next request, and a keystroke cancels it at
+        # once. Counting it turned slow but useful generations into nothing on a busy CPU
+        # (a 4.3 s prefill left one token).
+        deadline = decode_started + request.time_budget_ms / 1000 if request.time_budget_ms else None
         use_lookup = request.prompt_lookup and request.sampling.temperature <= 0
         try:
             while True:

@@ -1,19 +1,26 @@
 """The model's vocabulary: text to token ids and back, and the FIM template it supports.
 
+``open_vocabulary`` loads one from a GGUF file without the weights.
+
 Buffer text is always tokenized with special-token parsing off, so control-token text
-typed in the user's code stays plain text; only template detection looks control
-tokens up by their text. The template is resolved once, when the vocabulary is wrapped,
+typed in the user's code stays plain text, and the few marker and stop tokens that
+llama.cpp matches in any text (USER_DEFINED ones, such as DeepSeek-Coder's ``<|EOT|>``)
+are tokenized in two parts; only template detection looks control tokens up by their
+text. The template is resolved once, when the vocabulary is wrapped,
 because the stop tokens depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import llama_cpp as llama
 
+from fim.backend import ModelLoadError
 from fim.templates import Order, ResolvedTemplate, detect
 
 _PIECE_BUFFER_SIZE = 256
@@ -31,6 +38,7 @@ class Vocabulary:
         self._eog_cache: dict[int, bool] = {}
         self._pieces_index: dict[int, list[tuple[int, bytes]]] | None = None
         self.template = self._detect_template(order)
+        self._guarded = self._texts_matched_as_tokens()
 
     @property
     def size(self) -> int:
@@ -76,9 +84,32 @@ class Vocabulary:
             count = llama.llama_tokenize(self._vocab, data, len(data), tokens, capacity, False, parse_special)
         return list(tokens[:count])
 
+    def _texts_matched_as_tokens(self) -> tuple[str, ...]:
+        """Marker and stop texts that llama.cpp would still turn into their token.
+
+        With special-token parsing off llama.cpp skips CONTROL tokens only; a token the
+        GGUF marks USER_DEFINED is matched in any text. DeepSeek-Coder's ``<|EOT|>``, a
+        stop token, is one: code holding that text would put an end of turn in the prompt.
+        """
+        template = self.template
+        ids = {template.prefix_id, template.suffix_id, template.middle_id} | template.stop_ids
+        texts = (self.token_text(token) for token in sorted(ids) if not self.is_control(token))
+        return tuple(text for text in texts if len(text) > 1)
+
     def tokenize(self, text: str) -> list[int]:
         """Tokenize buffer text; control-token text stays plain text."""
-        return self._tokenize(text, parse_special=False)
+        if not any(guarded in text for guarded in self._guarded):
+            return self._tokenize(text, parse_special=False)
+        # Each occurrence of a guarded text goes to the tokenizer in two parts, which
+        # no token spans; the text around it is tokenized as usual.
+        tokens: list[int] = []
+        start = 0
+        for index, length in _occurrences(text, self._guarded):
+            tokens += self._tokenize(text[start:index], parse_special=False)
+            tokens += self._tokenize(text[index : index + 1], parse_special=False)
+            tokens += self._tokenize(text[index + 1 : index + length], parse_special=False)
+            start = index + length
+        return tokens + self._tokenize(text[start:], parse_special=False)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -96,6 +127,10 @@ class Vocabulary:
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_control(self, token: int) -> bool:
+        """A control token (llama.cpp's CONTROL attribute): structure, never buffer text."""
+        return bool(llama.llama_vocab_get_attr(self._vocab, token) & llama.LLAMA_TOKEN_ATTR_CONTROL)
 
     def is_stop_token(self, token: int) -> bool:
         """End of generation: the vocabulary's own end tokens and the template's stops."""
@@ -119,3 +154,37 @@ class Vocabulary:
                     index.setdefault(piece[0], []).append((token, piece))
             self._pieces_index = index
         return self._pieces_index
+
+
+def _occurrences(text: str, needles: tuple[str, ...]) -> list[tuple[int, int]]:
+    """(start, length) of every non-overlapping occurrence of any needle, left to right."""
+    found: list[tuple[int, int]] = []
+    position = 0
+    while True:
+        hits = [(index, len(needle)) for needle in needles if (index := text.find(needle, position)) >= 0]
+        if not hits:
+            return found
+        index, length = min(hits)
+        found.append((index, length))
+        position = index + length
+
+
+@contextlib.contextmanager
+def open_vocabulary(path: str | Path, order: Order | None = None) -> Iterator[Vocabulary]:
+    """The vocabulary of a GGUF file, loaded without its weights (llama.cpp's ``vocab_only``).
+
+    For tools and tests that tokenize with a model's real tokenizer: llama.cpp's
+    vocabulary-only files (``ggml-vocab-*.gguf``) and whole models alike load in well
+    under a second. The model is freed on exit. Raises ``ModelLoadError`` when the file
+    cannot be read and ``fim.templates.TemplateError`` when it has no FIM tokens.
+    """
+    llama.llama_backend_init()
+    params = llama.llama_model_default_params()
+    params.vocab_only = True
+    model = llama.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise ModelLoadError(f"{path}: llama.cpp could not load its vocabulary")
+    try:
+        yield Vocabulary(llama.llama_model_get_vocab(model), order)
+    finally:
+        llama.llama_model_free(model)

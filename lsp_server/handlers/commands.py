@@ -27,9 +27,13 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         "fimOrder": described.get("order"),
         "threads": described.get("n_threads"),
         "engineTotals": described.get("totals"),
+        "engineBusy": described.get("busy"),
+        "documentStreamsHeld": described.get("streams_held"),
+        "rejectedMessages": dict(server.protocol.rejected),
         "positionEncoding": str(server.encoding),
         "openDocuments": len(services.documents),
         "idlePrefillTokens": services.idle.warmed_tokens,
+        "cursorMoves": services.idle.cursor_moves,
         **services.completions.status(),
     }
 

@@ -1,0 +1,57 @@
+"""The stress tools against a real daemon with the real model, on small runs.
+
+The full runs are benchmarks (``fim-lsp bench fuzz|soak|storm|hostile``) whose figures
+the README quotes; here each runs small and what it must never see is asserted:
+an unanswered request, a crash, document state left after every document is closed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.stress.fuzz import FUZZ_OPTIONS, fuzz_session
+from harness.stress.hostile import hostile_session
+from harness.stress.soak import soak_session
+from harness.stress.storm import storm_session
+
+#: Content, not speed: a generous budget keeps the answers the same on a busy machine.
+OPTIONS = {"timeBudgetMs": 60000}
+
+
+def test_fuzzed_traffic_gets_every_request_answered(model_path: Path) -> None:
+    report = fuzz_session(dict(FUZZ_OPTIONS), messages=300, batch_size=50, seed=0, answer_timeout=180)
+    assert report["crashes"] == 0
+    assert report["unanswered"] == 0, report["unanswered_examples"]
+    assert report["answered"] >= report["requests"] > 100
+    assert report["bodies_not_json_rpc"] > 0 and report["answered_with_error"] > 0
+    # After it all, a real completion is still the right one.
+    assert "% 2 == 0" in report["reference_after"]
+    assert report["reference_same"]
+
+
+def test_a_short_soak_frees_every_document(model_path: Path) -> None:
+    report = soak_session(
+        OPTIONS, requests=250, documents=4, warmup=50, sample_every=50, keystroke_gap=0.01, seed=0
+    )
+    assert report["crashes"] == 0 and report["unanswered_pauses"] == 0
+    assert report["opened"] >= 4 and report["closed"] == report["opened"]
+    assert report["final_open_documents"] == 0
+    assert report["final_document_streams_held"] == 0
+    assert report["final_document_state"] == {"suggestions": 0, "requestNumbers": 0, "prefixStarts": 0}
+    assert all(sample["rss_mb"] and sample["fds"] for sample in report["samples"])
+
+
+def test_a_short_storm_leaves_nothing_hung(model_path: Path) -> None:
+    report = storm_session(OPTIONS, rate=300, seconds=2, answer_timeout=180)
+    assert report["crashes"] == 0
+    assert report["hung"] == 0 and report["answered"] == report["requests"] == 600
+    assert report["last_state_completed"], report["last_suggestion"]
+    assert report["engine_busy_after_last_answer"] is False
+
+
+def test_hostile_documents_are_all_answered(model_path: Path) -> None:
+    report = hostile_session(OPTIONS, str(model_path), scale=0.02, scaling=False)
+    assert report["crashes"] == 0 and report["unanswered"] == 0
+    assert all(row["alive"] for row in report["lsp"])
+    # A normal file completes after them as it did before.
+    assert report["normal_after"]["complete_end_chars"] > 0
