@@ -19,8 +19,16 @@ SUBCOMMANDS = {
         "harness.quality.bench",
         "HumanEval-infilling pass@1, SantaCoder-FIM exact match (--peer to compare)",
     ),
+    "jumps": (
+        "harness.replay.jumps",
+        "cold jumps into real package sources: open, jump, type 4 characters, pause (--peer to compare)",
+    ),
     "make-trace": ("harness.replay.traces", "turn a source file into a keystroke trace (--seed)"),
     "context": ("harness.micro.context", "context-building benchmark"),
+    "fuzz": ("harness.stress.fuzz", "hypothesis-generated LSP traffic; every request must be answered"),
+    "soak": ("harness.stress.soak", "keystroke replay over many documents; memory and file descriptors"),
+    "storm": ("harness.stress.storm", "1,000 keystrokes/s on one document; hung requests, time to idle"),
+    "hostile": ("harness.stress.hostile", "huge, minified, binary and pathological documents, timed"),
     "engine": ("harness.micro.engine", "engine benchmark (prefill, decode, reuse)"),
 }
 

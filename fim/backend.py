@@ -55,6 +55,9 @@ class CompletionRequest:
     #: token may merge differently) and the first generated tokens must spell it out; it
     #: is not part of the result.
     heal: str = ""
+    #: When the cache holds too little of the prompt (a cold jump), shorten the prefix so
+    #: that evaluating what is missing takes about this long; None never shortens.
+    cold_prefill_ms: float | None = None
 
 
 @dataclass
@@ -72,6 +75,8 @@ class CompletionStats:
     total_ms: float = 0.0
     stop_reason: StopReason = "eog"
     cancelled_in: str | None = None
+    #: Prefix tokens left out to meet ``cold_prefill_ms`` (0: the whole prefix was used).
+    prefix_cut_tokens: int = 0
 
 
 @dataclass

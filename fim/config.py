@@ -48,7 +48,8 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     allow_download: bool = False
     #: KV cache size in tokens, shared by the request and the document streams.
     n_ctx: Annotated[int, msgspec.Meta(ge=512, le=131072), RELOADS_MODEL] = 8192
-    #: CPU threads; 0 means the number of physical cores.
+    #: CPU threads; 0 means the number of physical cores, and fewer while other
+    #: processes keep the cores busy (one thread then decodes several times faster).
     threads: Annotated[NonNegative, RELOADS_MODEL] = 0
     gpu_layers: Annotated[NonNegative, RELOADS_MODEL] = 0
     flash_attn: Annotated[bool, RELOADS_MODEL] = True
@@ -59,6 +60,9 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     prefix_tokens: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 1536
     #: Token budget for text after the cursor (re-evaluated on every keystroke).
     suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
+    #: Token budget for text after the cursor where the completion fills lines: a blank
+    #: line, or a block body after an opener.
+    fill_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
     #: FIM order: "auto" uses the order the model family was trained on.
     fim_order: Annotated[Literal["auto", "psm", "spm"], RELOADS_MODEL] = "auto"
     #: Wait this long after a keystroke before starting a generation.
@@ -67,7 +71,12 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     max_tokens: Positive = 64
     #: Generated-token cap for a multi-line completion.
     max_tokens_multiline: Positive = 192
-    #: Stop generating after this long (prefill included).
+    #: After a jump into a long file, hold the first request's prefill to about this long:
+    #: the prefix is cut to the lines nearest the cursor that fit (at the measured prefill
+    #: speed) and the whole prefix is warmed for the next request. 0: always the whole prefix.
+    cold_prefill_ms: Annotated[int, msgspec.Meta(ge=0, le=60000)] = 800
+    #: Stop decoding after this long; the prefill is not counted (what it evaluated stays
+    #: in the cache, and a keystroke cancels it). A cut completion shows its whole words.
     time_budget_ms: Annotated[int, msgspec.Meta(ge=50, le=60000)] = 4000
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.0
     top_k: Positive = 40
@@ -190,6 +199,7 @@ class GenerationSettings:
     max_tokens_multiline: int
     time_budget_ms: int
     prompt_lookup: bool
+    cold_prefill_ms: int | None
     multiline: Literal["auto", "always", "never"]
     complete_in_comments: bool
 
@@ -197,12 +207,17 @@ class GenerationSettings:
 def derive(config: Config) -> GenerationSettings:
     """The one mapping from options to the context, sampling and generation settings."""
     return GenerationSettings(
-        budgets=Budgets(prefix_tokens=config.prefix_tokens, suffix_tokens=config.suffix_tokens),
+        budgets=Budgets(
+            prefix_tokens=config.prefix_tokens,
+            suffix_tokens=config.suffix_tokens,
+            fill_suffix_tokens=config.fill_suffix_tokens,
+        ),
         sampling=SamplingConfig(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
         max_tokens=config.max_tokens,
         max_tokens_multiline=config.max_tokens_multiline,
         time_budget_ms=config.time_budget_ms,
         prompt_lookup=config.prompt_lookup,
+        cold_prefill_ms=config.cold_prefill_ms or None,
         multiline=config.multiline,
         complete_in_comments=config.complete_in_comments,
     )

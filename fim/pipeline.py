@@ -16,6 +16,7 @@ A request is split in two halves because they run on two threads:
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,30 @@ class Generation:
 
         A generation cut short by the time budget (a busy machine) or an error is shown
         once but not remembered: the next request at the same place asks the model again.
+        So is one made from a prefix shortened for a cold jump: by the next request the
+        whole prefix is warm.
         """
-        return self.stats.stop_reason in ("eog", "callback", "max_tokens")
+        whole = self.stats.stop_reason in ("eog", "callback", "max_tokens")
+        return whole and not self.stats.prefix_cut_tokens
+
+
+_TRAILING_WORD = re.compile(r"\w+\Z")
+
+
+def whole_part_of_cut(text: str, *, multi_line: bool) -> str:
+    """What can be shown of a generation the time budget cut short.
+
+    The cut falls after any token, so the last word may be unfinished (``retu`` of
+    ``return``) and so may the last line of a block. A multi-line completion keeps its
+    complete lines; a single line (or a block with one line so far) loses its trailing
+    word. Post-processing then applies as usual, and its syntax check cuts back to the
+    longest prefix that parses (an expression left hanging at ``==`` loses the ``==``).
+    """
+    if multi_line:
+        complete, newline, _unfinished = text.rpartition("\n")
+        if newline and complete.strip():
+            return complete
+    return _TRAILING_WORD.sub("", text)
 
 
 class CompletionPipeline:
@@ -88,6 +111,7 @@ class CompletionPipeline:
             stream_key=doc.uri,
             sampling=settings.sampling,
             prompt_lookup=settings.prompt_lookup,
+            cold_prefill_ms=settings.cold_prefill_ms,
         )
         key = (context.prefix, context.suffix, mode, settings.max_tokens, settings.sampling.temperature)
         return Plan(context, mode, skip_reason, key, request)
@@ -107,7 +131,10 @@ class CompletionPipeline:
         result = self.backend.complete(plan.request, cancel, stream_filter.should_stop)
         if result.stats.stop_reason == "cancelled":
             return Generation("", result.stats)
-        return Generation(stream_filter.finish(result.text), result.stats)
+        text = result.text
+        if result.stats.stop_reason == "time_budget":
+            text = whole_part_of_cut(text, multi_line=plan.mode is Mode.MULTI_LINE)
+        return Generation(stream_filter.finish(text), result.stats)
 
     def warm(self, doc: Document, prefix_start: int, cancel: threading.Event) -> int:
         """Evaluate the document's leading text from ``prefix_start`` into its stream."""

@@ -1,9 +1,16 @@
-"""Idle prefill: evaluate a document's prefix stream while the user is not typing.
+"""Idle prefill: evaluate a document's prefix stream before the user needs it.
 
-After a pause of ``idlePrefillMs`` in a document, its leading text (from where the
-prompt prefix starts, up to the prefix budget) is evaluated into the document's stream
-on the inference thread. A later request at any cursor in that text then pays no
-prefix prefill. Any new request or edit cancels the warm-up; what it evaluated stays.
+A document's prompt prefix (from where it starts, up to the prefix budget) is evaluated
+into the document's stream on the inference thread:
+
+* as soon as the document is opened;
+* as soon as the editor says the cursor moved to another region (``fim/didMoveCursor``,
+  sent by the fim-lsp editor plugins): the prefix is anchored where a request at that
+  cursor would start it;
+* after a pause of ``idlePrefillMs`` in a document, from where the last prompt started.
+
+A later request at any cursor in that text then pays no prefix prefill. Any new request
+or edit cancels the warm-up at once (inside a prefill chunk); what it evaluated stays.
 
 Threading: timers and the decision run on the event loop; the evaluation runs on the
 scheduler's inference thread.
@@ -36,24 +43,42 @@ class IdlePrefill:
         self.documents = documents
         self.settings = settings
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: Where the next warm-up of a document starts, from the editor's cursor.
+        self._anchors: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.warmed_tokens = 0
+        #: ``fim/didMoveCursor`` notifications acted on (the editor plugins send them).
+        self.cursor_moves = 0
 
-    def touch(self, uri: str) -> None:
-        """Activity in ``uri``: restart its idle timer."""
+    def touch(self, uri: str, *, now: bool = False) -> None:
+        """Activity in ``uri``: restart its idle timer (or warm it at once)."""
         config = self.settings.config
         timer = self._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
         if not config.idle_prefill:
             return
-        loop = asyncio.get_event_loop()
-        self._timers[uri] = loop.call_later(config.idle_prefill_ms / 1000, self._fire, uri)
+        delay = 0.0 if now else config.idle_prefill_ms / 1000
+        self._timers[uri] = asyncio.get_event_loop().call_later(delay, self._fire, uri)
+
+    def cursor_moved(self, uri: str, offset: int) -> None:
+        """The editor's cursor is at ``offset`` of ``uri``: warm the prefix a request there needs."""
+        pipeline = self.completions.pipeline()
+        doc = self.documents.get(uri)
+        if pipeline is None or doc is None:
+            return
+        offset = max(0, min(offset, len(doc.text)))
+        self.cursor_moves += 1
+        self._anchors[uri] = pipeline.plan(doc, offset).prefix_start
+        # The region the user just went to matters more than any warm-up in progress.
+        self.scheduler.cancel_background()
+        self.touch(uri, now=True)
 
     def forget(self, uri: str) -> None:
         timer = self._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
+        self._anchors.pop(uri, None)
 
     def _fire(self, uri: str) -> None:
         self._timers.pop(uri, None)
@@ -66,9 +91,11 @@ class IdlePrefill:
         doc = self.documents.get(uri)
         if pipeline is None or doc is None:
             return
-        if not self.scheduler.idle:
+        if self.scheduler.foreground_busy:
             return  # a request is running; it will reschedule us when the user pauses again
-        start = self.completions.prefix_start(uri)
+        start = self._anchors.pop(uri, None)
+        if start is None:
+            start = self.completions.prefix_start(uri)
         job = self.scheduler.new_job("idle", uri)
         try:
             evaluated = await self.scheduler.run(job, lambda cancel: pipeline.warm(doc, start, cancel))

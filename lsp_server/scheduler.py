@@ -55,6 +55,11 @@ class Scheduler:
         """Nothing is queued or running: background work may start."""
         return not self._active
 
+    @property
+    def foreground_busy(self) -> bool:
+        """A request or a model load is queued or running (background work does not count)."""
+        return any(job.kind not in ("idle", "speculative") for job in self._active.values())
+
     async def run(self, job: Job, work: Callable[[threading.Event], T]) -> T:
         """Run ``work`` on the inference thread; cancelling the awaiting task cancels it."""
         loop = asyncio.get_running_loop()

@@ -1,5 +1,9 @@
 ;;; fim-lsp.el --- Local code completion from the fim-lsp daemon, through eglot  -*- lexical-binding: t; -*-
 
+;; Copyright (C) 2026 the fim-lsp authors
+;; SPDX-License-Identifier: MIT
+
+;; Author: the fim-lsp authors
 ;; Version: 0.1.0
 ;; Package-Requires: ((emacs "28.1") (eglot "1.9"))
 ;; Keywords: tools, convenience, languages
@@ -147,6 +151,7 @@ On eglot 1.9, which has no progress support, also announce work-done progress."
          (equal (ignore-errors (plist-get (eglot--server-info server) :name)) "fim-lsp")
          server)))
 
+;;;###autoload
 (defun fim-lsp-status ()
   "Show the daemon's fim/status and return it as a plist."
   (interactive)
@@ -180,6 +185,10 @@ On eglot 1.9, which has no progress support, also announce work-done progress."
 (defvar-local fim-lsp--pending nil "(SERVER . ID) of the request in flight.")
 (defvar-local fim-lsp--generation 0 "Answers to older generations are ignored.")
 (defvar-local fim-lsp--last-tick nil)
+(defvar-local fim-lsp--cursor-line nil "The line last sent with fim/didMoveCursor.")
+(defvar fim-lsp--cursor-timer nil)
+(defconst fim-lsp-cursor-lines 8
+  "The cursor must move this many lines before the daemon is told where it is.")
 (defvar-local fim-lsp--active nil "Non-nil while a suggestion is shown: turns on `fim-lsp-active-map'.")
 (defvar fim-lsp-cancelled-ids nil "IDs of the requests cancelled most recently (newest first).")
 
@@ -333,6 +342,7 @@ INVOKED non-nil means the user asked explicitly."
       (when (= generation fim-lsp--generation)
         (setq fim-lsp--pending nil)))))
 
+;;;###autoload
 (defun fim-lsp-complete ()
   "Ask for a suggestion at point now."
   (interactive)
@@ -352,8 +362,27 @@ INVOKED non-nil means the user asked explicitly."
     (fim-lsp--hide)
     (fim-lsp--cancel)))
 
+(defun fim-lsp--send-cursor (buffer)
+  "Tell the daemon where the cursor of BUFFER is, so it warms that region's prompt."
+  (when (and (buffer-live-p buffer) (eq buffer (current-buffer)))
+    (let ((server (fim-lsp--server))
+          (line (line-number-at-pos)))
+      (when (and server (jsonrpc-running-p server)
+                 (or (null fim-lsp--cursor-line)
+                     (>= (abs (- line fim-lsp--cursor-line)) fim-lsp-cursor-lines)))
+        (setq fim-lsp--cursor-line line)
+        (jsonrpc-notify server :fim/didMoveCursor (eglot--TextDocumentPositionParams))))))
+
+(defun fim-lsp--watch-cursor ()
+  "Once the cursor settles (0.15 s), send it to the daemon if it moved far."
+  (when (timerp fim-lsp--cursor-timer)
+    (cancel-timer fim-lsp--cursor-timer))
+  (setq fim-lsp--cursor-timer
+        (run-with-idle-timer 0.15 nil #'fim-lsp--send-cursor (current-buffer))))
+
 (defun fim-lsp--post-command ()
   "Hide a suggestion that no longer fits; after an edit, ask again once idle."
+  (fim-lsp--watch-cursor)
   (when (and fim-lsp--shown (not (fim-lsp--shown-current-p)))
     (fim-lsp--hide))
   (let ((tick (buffer-chars-modified-tick)))

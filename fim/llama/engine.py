@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 GGUF_MAGIC = b"GGUF"
 
 KV_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
+#: A shortened cold prompt keeps at least this many tokens: fewer says too little.
+COLD_MIN_TOKENS = 64
+#: Prefill speed assumed before one is measured (a 2-core laptop CPU, 0.5B model), tokens/s.
+ASSUMED_PREFILL_RATE = 150.0
+#: Prefills shorter than this say little about the speed; they are not measured.
+RATE_MIN_TOKENS = 32
 
 
 def physical_cores() -> int:
@@ -64,6 +70,24 @@ def physical_cores() -> int:
     except OSError:
         pass
     return max(1, available)
+
+
+def other_runnable_threads() -> int | None:
+    """Threads of other processes running or waiting for a CPU right now; None off Linux.
+
+    The kernel's count of runnable threads (``/proc/loadavg``) less this process's own.
+    """
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            with open(f"{task.path}/stat", "rb") as handle:
+                raw = handle.read()
+            # The state follows the command name, which may hold spaces and parentheses.
+            own += raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] == b"R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - own)
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,8 @@ class _AbortSwitch:
 
     def __init__(self) -> None:
         self._cancel: threading.Event | None = None
+        #: Work is evaluating on the model (prefill or decode), for ``describe``.
+        self.active = False
         # Keep a reference: llama.cpp holds only the function pointer.
         self.callback = llama.ggml_abort_callback(self._should_abort)
 
@@ -112,10 +138,12 @@ class _AbortSwitch:
     @contextlib.contextmanager
     def watching(self, cancel: threading.Event) -> Iterator[None]:
         self._cancel = cancel
+        self.active = True
         try:
             yield
         finally:
             self._cancel = None
+            self.active = False
 
 
 class LlamaEngine:
@@ -139,6 +167,10 @@ class LlamaEngine:
         self.template = self.vocabulary.template
 
         self.n_threads = config.n_threads or physical_cores()
+        #: Threads the current request runs on; with ``n_threads`` not set, fewer than
+        #: ``n_threads`` while other processes keep the cores busy (``_fit_threads``).
+        self.threads_now = self.n_threads
+        self._others_at_end: int | None = None
         self.n_seq = 1 + max(0, config.n_streams)
         ctx_params = llama.llama_context_default_params()
         ctx_params.n_ctx = config.n_ctx
@@ -173,6 +205,8 @@ class LlamaEngine:
         )
         self._generator = Generator(self._ctx, self.kv, self.vocabulary, self.n_ctx)
         self.totals = {"requests": 0, "evaluated": 0, "reused": 0, "generated": 0, "cancelled": 0}
+        #: Measured prefill speed, tokens/s (a moving average over requests).
+        self._prefill_rate = ASSUMED_PREFILL_RATE
         self.model_path = str(path)
         self.model_description = self._model_description()
 
@@ -202,6 +236,7 @@ class LlamaEngine:
             "template": self.template.template.name,
             "order": self.template.order,
             "n_threads": self.n_threads,
+            "threads_now": self.threads_now,
             "n_ctx": self.n_ctx,
             "n_streams": self.n_seq - 1,
             "prefill_chunk": self.config.prefill_chunk,
@@ -209,6 +244,11 @@ class LlamaEngine:
             "kv_cache_type": self.config.kv_cache_type,
             "n_gpu_layers": self.config.n_gpu_layers,
             "totals": dict(self.totals),
+            # Read from the event loop while the inference thread works: both are plain
+            # values, so the answer is at worst one step old.
+            "busy": self._abort.active,
+            "streams_held": sum(1 for seq in range(1, self.n_seq) if self.kv.held_tokens(seq)),
+            "prefill_rate": round(self._prefill_rate, 1),
         }
 
     # ------------------------------------------------------------------ vocabulary
@@ -273,7 +313,10 @@ class LlamaEngine:
         prompt, stream_end = self.build_prompt_with_stream_end(
             request.prefix, request.suffix, reserve=request.max_tokens
         )
+        if request.cold_prefill_ms is not None:
+            prompt, stream_end, stats.prefix_cut_tokens = self._fit_cold_prompt(request, prompt, stream_end)
         stats.tokens_prompt = len(prompt)
+        self._fit_threads()
         decoding = Decoding(request, cancel, on_text, stats, started, history=list(prompt))
         try:
             with self._abort.watching(cancel), sampler_chain(request.sampling) as sampler:
@@ -281,6 +324,7 @@ class LlamaEngine:
                     return CompletionResult("", stats)
                 self._generator.run(decoding, sampler)
         finally:
+            self._note_others()
             stats.total_ms = (time.perf_counter() - started) * 1000
             self.totals["evaluated"] += stats.tokens_evaluated
             self.totals["reused"] += stats.tokens_reused
@@ -288,6 +332,65 @@ class LlamaEngine:
             if stats.stop_reason == "cancelled":
                 self.totals["cancelled"] += 1
         return CompletionResult(decoding.text.finish() if stats.stop_reason != "cancelled" else "", stats)
+
+    def _measure_prefill(self, tokens: int, milliseconds: float) -> None:
+        if tokens >= RATE_MIN_TOKENS and milliseconds > 0:
+            rate = tokens * 1000 / milliseconds
+            self._prefill_rate = 0.7 * self._prefill_rate + 0.3 * rate
+
+    def _fit_cold_prompt(
+        self, request: CompletionRequest, prompt: list[int], stream_end: int
+    ) -> tuple[list[int], int, int]:
+        """A shorter prefix when evaluating what the cache lacks would exceed the cold budget.
+
+        After a jump into a long file nothing of its prompt is cached, and a whole prefix
+        costs seconds. The first suggestion then gets the lines nearest the cursor that fit
+        the budget (at the measured prefill speed); the full prefix is warmed afterwards,
+        so the next request has it. Returns the prompt, its stream end and the prefix
+        tokens left out.
+        """
+        assert request.cold_prefill_ms is not None
+        missing = len(prompt) - self.kv.reusable(prompt, stream_end, request.stream_key)
+        budget = max(COLD_MIN_TOKENS, int(self._prefill_rate * request.cold_prefill_ms / 1000))
+        if missing <= budget:
+            return prompt, stream_end, 0
+        prefix_tokens = max(1, stream_end - 1)
+        others = len(prompt) - prefix_tokens
+        keep = max(COLD_MIN_TOKENS // 2, budget - others)
+        # Cut at a line start, estimated from this prefix's characters per token.
+        chars = int(keep * len(request.prefix) / prefix_tokens)
+        start = request.prefix.find("\n", max(0, len(request.prefix) - chars))
+        if start < 0:
+            return prompt, stream_end, 0
+        shorter, shorter_end = self.build_prompt_with_stream_end(
+            request.prefix[start + 1 :], request.suffix, reserve=request.max_tokens
+        )
+        return shorter, shorter_end, max(0, len(prompt) - len(shorter))
+
+    def _fit_threads(self) -> None:
+        """Run on fewer threads while other processes keep the cores busy.
+
+        llama.cpp's threads meet at a barrier after every operation; when one of them
+        shares its core with a busy process the others wait for it. On this 2-core
+        machine beside busy processes (load 15), one thread decoded at 3.5-3.9 tokens/s
+        and two at 0.4-0.8; prefill 30-32 against 16-21 tokens/s. Only when the thread
+        count is left to the engine (the ``threads`` option at 0).
+        """
+        if self.config.n_threads is not None or self.n_threads < 2:
+            return
+        now = other_runnable_threads()
+        # The editor is busy too at the moment of a keystroke; a count taken then and one
+        # taken when the last request ended must both say so (busy processes stay busy).
+        seen = [count for count in (now, self._others_at_end) if count is not None]
+        others = min(seen) if seen else 0
+        wanted = max(1, min(self.n_threads, self.n_threads - others))
+        if wanted != self.threads_now:
+            llama.llama_set_n_threads(self._ctx, wanted, wanted)
+            self.threads_now = wanted
+
+    def _note_others(self) -> None:
+        if self.config.n_threads is None:
+            self._others_at_end = other_runnable_threads()
 
     def _prefill(self, prompt: list[int], stream_end: int, key: str | None, decoding: Decoding) -> bool:
         """Reuse what the cache holds of ``prompt`` and evaluate the rest; False if cancelled."""
@@ -308,6 +411,7 @@ class LlamaEngine:
         finally:
             stats.tokens_evaluated = self.kv.held_tokens(WORK_SEQ) - evaluated_before
             stats.prefill_ms = (time.perf_counter() - decoding.started) * 1000
+            self._measure_prefill(stats.tokens_evaluated, stats.prefill_ms)
         if prefill.end == "cancelled":
             decoding.stop("cancelled", "prefill")
             return False
@@ -328,8 +432,11 @@ class LlamaEngine:
         tokens = tokens[: stream_end - BOUNDARY_TOKENS]
         if max_tokens is not None:
             tokens = tokens[:max_tokens]
+        self._fit_threads()
         with self._abort.watching(cancel):
-            return self.kv.warm_stream(key, tokens, cancel)
+            evaluated = self.kv.warm_stream(key, tokens, cancel)
+        self._note_others()
+        return evaluated
 
     def forget(self, key: str) -> None:
         """Drop a document's stream (the document was closed)."""

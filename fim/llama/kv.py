@@ -224,6 +224,14 @@ class KvCache:
         return Prefill("done", evaluated)
 
     # ------------------------------------------------------------------ reuse
+    def reusable(self, prompt: Sequence[int], stream_end: int, key: str | None) -> int:
+        """How many leading tokens of ``prompt`` the cache already holds (nothing is changed)."""
+        reuse = common_prefix_length(self._held[WORK_SEQ], prompt)
+        stream = self._streams.get(key) if key is not None else None
+        if stream is not None and stream_end > 0:
+            reuse = max(reuse, common_prefix_length(self._held[stream], prompt[:stream_end]))
+        return reuse
+
     def reuse_for_prompt(self, prompt: list[int], stream_end: int, key: str | None) -> PromptReuse:
         """Make the work sequence hold the longest cached prefix of ``prompt``.
 

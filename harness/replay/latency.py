@@ -35,6 +35,7 @@ from harness.report import (
     rate,
     round_or_none,
 )
+from harness.stress.hog import CpuHog, add_hog_option
 
 DEFAULT_TRACES = runner.ROOT / "fixtures" / "traces"
 
@@ -217,5 +218,14 @@ def main(argv: list[str]) -> int:
         help="also send llama.vim's follow-up request after each shown suggestion (off by default)",
     )
     parser.add_argument("--plot", type=Path, default=None, help="latency CDF as PNG (needs matplotlib)")
+    add_hog_option(parser)
     runner.add_common_options(parser)
-    return runner.run_command(parser.prog, parser.parse_args(argv), run)
+    args = parser.parse_args(argv)
+
+    async def run_beside_hog(args: argparse.Namespace) -> dict[str, Any]:
+        report = await run(args)
+        report["cpu_hog"] = args.cpu_hog
+        return report
+
+    with CpuHog(args.cpu_hog):
+        return runner.run_command(parser.prog, args, run_beside_hog)

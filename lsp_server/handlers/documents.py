@@ -21,7 +21,8 @@ def register(server: FimServer, services: Services) -> None:
     def did_open(_ls: FimServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         documents[item.uri] = Document(item.uri, item.text, item.language_id, item.version)
-        services.idle.touch(item.uri)
+        # The user is about to need this file: warm it now, not after a pause.
+        services.idle.touch(item.uri, now=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -118,6 +118,22 @@ def test_cursor_jump_back_reuses_the_document_stream(engine: LlamaEngine) -> Non
     assert jumped.stats.tokens_reused >= len(engine.tokenize(doc[:cut])) - 4
 
 
+def test_a_cold_prompt_is_cut_to_the_budget_and_a_warm_one_is_not(engine: LlamaEngine) -> None:
+    doc = LONG_PREFIX + "def helper_60(value):\n    return value * "
+    whole = len(engine.tokenize(doc))
+    # 1 ms of prefill buys the minimum: the lines nearest the cursor.
+    cold = engine.complete(CompletionRequest(doc, "", max_tokens=8, stream_key="cold", cold_prefill_ms=1))
+    assert cold.stats.prefix_cut_tokens > whole // 2
+    assert cold.stats.tokens_prompt < whole // 2
+    assert cold.stats.tokens_evaluated <= cold.stats.tokens_prompt
+    assert cold.text.startswith("60"), cold.text
+    # Once the document's prefix is warm, the same budget keeps the whole prefix.
+    engine.warm("cold", doc, threading.Event())
+    warm = engine.complete(CompletionRequest(doc, "", max_tokens=8, stream_key="cold", cold_prefill_ms=1))
+    assert warm.stats.prefix_cut_tokens == 0
+    assert warm.stats.tokens_prompt >= whole
+
+
 def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: LlamaEngine) -> None:
     cancel = threading.Event()
     long_prompt = LONG_PREFIX * 2

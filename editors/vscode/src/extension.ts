@@ -1,6 +1,7 @@
 // The fim-lsp VS Code extension: starts the fim-lsp daemon, wires LSP 3.18 inline completion
 // through vscode-languageclient, mirrors the `fimLsp.*` settings to the daemon, and shows the
 // model's state and the acceptance rate in the status bar.
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -20,6 +21,11 @@ const PROGRESS_TOKEN = 'fim-lsp/model';
 const STATUS_METHOD = 'fim/status';
 const ACCEPT_COMMAND = 'fim-lsp.accept';
 const POLL_MS = 15000;
+/** Custom notification: the cursor landed in another region; the daemon warms its prompt. */
+const CURSOR_METHOD = 'fim/didMoveCursor';
+const CURSOR_DEBOUNCE_MS = 150;
+/** The cursor must move this many lines before the daemon is told (small moves share a prefix). */
+const CURSOR_LINES = 8;
 
 type ModelState = 'starting' | 'idle' | 'loading' | 'ready' | 'error' | 'stopped';
 
@@ -59,6 +65,65 @@ function expandHome(value: string): string {
   }
   return value;
 }
+
+/** Where the daemon is looked for when `fimLsp.serverPath` is left at its default. */
+function fallbackLocations(): string[] {
+  const home = os.homedir();
+  return [path.join(home, '.local', 'bin', 'fim-lsp'), path.join(home, 'fim-lsp', '.venv', 'bin', 'fim-lsp')];
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** `name` looked up on PATH, as a shell would (with PATHEXT on Windows). */
+function onPath(name: string): string | undefined {
+  const extensions = process.platform === 'win32' ? (process.env.PATHEXT ?? '.EXE').split(';') : [''];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    for (const extension of extensions) {
+      const candidate = path.join(dir, name + extension);
+      if (dir && isExecutable(candidate)) {
+        return candidate;
+      }
+    }
+  }
+  return undefined;
+}
+
+type DaemonLookup = { command: string } | { missing: string };
+
+/**
+ * The daemon to run: `fimLsp.serverPath` when it names a file or another program; else
+ * `fim-lsp` on PATH, ~/.local/bin/fim-lsp (`make install`, pipx) or ~/fim-lsp/.venv/bin/fim-lsp
+ * (a clone where the README puts it). VS Code started from a desktop menu often lacks
+ * ~/.local/bin on its PATH, hence the explicit places. Exported for the package test
+ * (tests/editors/test_vscode_package.py), which runs it from the bundle.
+ */
+export function findDaemon(): DaemonLookup {
+  const setting = vscode.workspace.getConfiguration(SECTION).get<string>('serverPath', 'fim-lsp') || 'fim-lsp';
+  const configured = expandHome(setting);
+  if (configured.includes('/') || configured.includes(path.sep)) {
+    return isExecutable(configured)
+      ? { command: configured }
+      : { missing: `fimLsp.serverPath is ${setting}, which is not an executable file.` };
+  }
+  const found = onPath(configured) ?? (setting === 'fim-lsp' ? fallbackLocations().find(isExecutable) : undefined);
+  if (found) {
+    return { command: found };
+  }
+  const looked = setting === 'fim-lsp' ? ['PATH', ...fallbackLocations()].join(', ') : 'PATH';
+  return { missing: `The fim-lsp daemon \`${setting}\` was not found (looked in ${looked}).` };
+}
+
+/** How to get a daemon, shown with every "not found" error. */
+const INSTALL_HINT =
+  'Install it from a clone of fim-lsp with `make install` (or `pipx install .`), ' +
+  'or set fimLsp.serverPath to the full path of fim-lsp.';
 
 function percent(rate: number | null | undefined): string {
   return rate === null || rate === undefined ? '—' : `${Math.round(rate * 100)}%`;
@@ -169,6 +234,8 @@ class Extension implements vscode.Disposable {
   private readonly statusItem = new StatusItem();
   private pollTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private cursorTimer: NodeJS.Timeout | undefined;
+  private lastCursor: { uri: string; line: number } | undefined;
   private readonly disposables: vscode.Disposable[] = [];
 
   activate(): void {
@@ -191,13 +258,45 @@ class Extension implements vscode.Disposable {
         }
       }),
     );
+    this.disposables.push(
+      vscode.window.onDidChangeTextEditorSelection((event) => this.watchCursor(event.textEditor)),
+      vscode.window.onDidChangeActiveTextEditor((editor) => {
+        this.lastCursor = undefined; // focusing a file counts as a move
+        if (editor) {
+          this.watchCursor(editor);
+        }
+      }),
+    );
     this.pollTimer = setInterval(() => void this.refreshStatus(), POLL_MS);
     void this.start();
   }
 
-  private createClient(): LanguageClient {
+  /** Debounced: tell the daemon where the cursor is when it went somewhere new. */
+  private watchCursor(editor: vscode.TextEditor): void {
+    if (this.cursorTimer) {
+      clearTimeout(this.cursorTimer);
+    }
+    this.cursorTimer = setTimeout(() => {
+      const client = this.client;
+      if (!client || client.state !== State.Running || !inlineEnabled()) {
+        return;
+      }
+      const uri = editor.document.uri.toString();
+      const position = editor.selection.active;
+      const last = this.lastCursor;
+      if (last && last.uri === uri && Math.abs(last.line - position.line) < CURSOR_LINES) {
+        return;
+      }
+      this.lastCursor = { uri, line: position.line };
+      void client.sendNotification(CURSOR_METHOD, {
+        textDocument: client.code2ProtocolConverter.asTextDocumentIdentifier(editor.document),
+        position: client.code2ProtocolConverter.asPosition(position),
+      });
+    }, CURSOR_DEBOUNCE_MS);
+  }
+
+  private createClient(command: string): LanguageClient {
     const config = vscode.workspace.getConfiguration(SECTION);
-    const command = expandHome(config.get<string>('serverPath', 'fim-lsp') || 'fim-lsp');
     const args = config.get<string[]>('serverArgs', ['serve']);
     // No `transport`: the daemon talks over stdio by default and rejects a `--stdio` flag.
     const serverOptions: ServerOptions = { command, args };
@@ -259,23 +358,31 @@ class Extension implements vscode.Disposable {
 
   private async start(): Promise<void> {
     this.statusItem.setStarting();
-    const client = this.createClient();
+    const daemon = findDaemon();
+    if ('missing' in daemon) {
+      this.reportStartFailure(`${daemon.missing} ${INSTALL_HINT}`);
+      return;
+    }
+    this.output.info(`starting ${daemon.command}`);
+    const client = this.createClient(daemon.command);
     this.client = client;
     try {
       await client.start();
     } catch (error) {
-      const config = vscode.workspace.getConfiguration(SECTION);
-      const message =
-        `Could not start \`${config.get('serverPath')}\` (${String(error)}). ` +
-        'Install fim-lsp or set fimLsp.serverPath to its full path.';
-      this.output.error(message);
-      this.statusItem.setFailure('error', message);
-      void vscode.window.showErrorMessage(`fim-lsp: ${message}`, 'Show Logs').then((choice) => {
-        if (choice) {
-          this.output.show(true);
-        }
-      });
+      this.reportStartFailure(`Could not start \`${daemon.command}\` (${String(error)}). ${INSTALL_HINT}`);
     }
+  }
+
+  private reportStartFailure(message: string): void {
+    this.output.error(message);
+    this.statusItem.setFailure('error', message);
+    void vscode.window.showErrorMessage(`fim-lsp: ${message}`, 'Open Settings', 'Show Logs').then((choice) => {
+      if (choice === 'Open Settings') {
+        void vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.serverPath`);
+      } else if (choice) {
+        this.output.show(true);
+      }
+    });
   }
 
   async restart(): Promise<void> {

@@ -328,7 +328,54 @@ end
 
 -- ---------------------------------------------------------------------------------- attach
 
+--- The cursor must move this many lines before the daemon is told (small moves share a prefix).
+M.cursor_lines = 8
+M.cursor_debounce_ms = 150
+
+--- Tell the daemon, debounced, where the cursor lands when it goes to another region, so it can
+--- prefill that region's prompt before the first keystroke there (`fim/didMoveCursor`).
+local function watch_cursor(bufnr, client)
+  local uv = vim.uv or vim.loop
+  local timer = uv.new_timer()
+  local last_line = nil
+  local function send()
+    if not vim.api.nvim_buf_is_valid(bufnr) or vim.api.nvim_get_current_buf() ~= bufnr then
+      return
+    end
+    local line = vim.api.nvim_win_get_cursor(0)[1] - 1
+    if last_line and math.abs(line - last_line) < M.cursor_lines then
+      return
+    end
+    last_line = line
+    local params = vim.lsp.util.make_position_params(0, client.offset_encoding or 'utf-16')
+    client_notify(client, 'fim/didMoveCursor', params)
+  end
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter' }, {
+    group = augroup,
+    buffer = bufnr,
+    callback = function(args)
+      if args.event == 'BufEnter' then
+        last_line = nil -- focusing a buffer again counts as a move
+      end
+      timer:stop()
+      timer:start(M.cursor_debounce_ms, 0, vim.schedule_wrap(send))
+    end,
+  })
+  vim.api.nvim_create_autocmd('BufUnload', {
+    group = augroup,
+    buffer = bufnr,
+    once = true,
+    callback = function()
+      timer:stop()
+      if not timer:is_closing() then
+        timer:close()
+      end
+    end,
+  })
+end
+
 local function on_attach(bufnr, client)
+  watch_cursor(bufnr, client)
   if M.uses_fallback() then
     require('fim_lsp.ghost').attach(bufnr, client.id, M.config)
   else
