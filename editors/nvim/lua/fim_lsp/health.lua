@@ -27,7 +27,7 @@ local function check_model(binary, configured)
     local entry, mark = line:match('^(%S+)%s+(%S+)%s')
     if entry and entry ~= 'source:' then
       if (configured and entry == configured) or (not configured and line:find('(default)', 1, true)) then
-        name, cached = entry, mark == 'cached'
+        name, cached = entry, (mark == 'yes' or mark == 'cached')
       end
     end
   end
