@@ -240,7 +240,8 @@ class CompletionService:
         )
 
     def _shown(self, doc: Document, cursor: int, plan: Plan, text: str, source: str) -> Outcome:
-        if text:
+        # A document closed while its request ran keeps no state here (``forget_document``).
+        if text and doc.uri in self._latest:
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], text)
         else:
             self._suggestions.pop(doc.uri, None)

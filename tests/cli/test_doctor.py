@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cli.doctor_advice import _n_ctx, all_layers_value
+from cli.doctor_advice import _kv_cache, _n_ctx, all_layers_value
 from cli.doctor_measure import expected_latency_ms, parse_load_log
 from fim import hardware
 from fim.config import Config, parse
@@ -180,3 +180,15 @@ def test_advice_for_context_and_gpu_layers() -> None:
     value = all_layers_value(24)
     assert value in (-1, 25)
     assert parse({"gpuLayers": value})[1] == []
+
+
+def test_advice_on_the_kv_cache_type(model_path: Path) -> None:
+    facts = model_facts(model_path)
+    plenty = hardware.MemoryInfo(total=64 * 2**30, available=32 * 2**30)
+    assert _kv_cache(Config(), plenty, facts, True)[0] == "ok"
+    status, _text, fix = _kv_cache(Config(kv_cache_type="q4_0"), plenty, facts, True)
+    assert status == "warn" and fix and '"kvCacheType": "q8_0"' in fix
+    # 886 MiB needed with f16 and only 600 MiB free: q8_0 is advised, with its size.
+    short = hardware.MemoryInfo(total=2**30, available=600 * 2**20)
+    status, _text, fix = _kv_cache(Config(), short, facts, True)
+    assert status == "warn" and fix and '"kvCacheType": "q8_0" (KV 96.0 MiB -> 51.0 MiB)' in fix

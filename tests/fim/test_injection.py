@@ -189,7 +189,7 @@ def test_every_control_text_alone_stays_plain_text(shipped_vocabulary: Vocabular
             assert_no_injection(shipped_vocabulary, variant, variant)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_buffer_injects_a_control_token(shipped_vocabulary: Vocabulary, data: st.DataObject) -> None:
     specials = template_texts() + control_texts(shipped_vocabulary)
@@ -198,7 +198,7 @@ def test_no_buffer_injects_a_control_token(shipped_vocabulary: Vocabulary, data:
     assert_no_injection(shipped_vocabulary, prefix, suffix)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_no_buffer_injects_a_control_token_for_qwen(qwen_vocabulary: Vocabulary, data: st.DataObject) -> None:
     assert qwen_vocabulary.template.template.name == "qwen2.5-coder"
