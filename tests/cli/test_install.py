@@ -256,7 +256,6 @@ def test_readme_quick_start_installs_before_it_uses() -> None:
     blocks = [block.split("```", 1)[0] for block in quick.split("```sh\n")[1:]]
     commands = [[line.split("#")[0].strip() for line in block.strip().splitlines()] for block in blocks]
     assert commands[0][:2] == ["make install", "fim-lsp doctor"]
-    assert commands[1] == ["make demo", "make test"]
     assert ".venv/bin/fim-lsp" not in quick
     makefile = (ROOT / "Makefile").read_text()
     for target in ("install", "uninstall", "vsix", "demo", "test"):
