@@ -31,7 +31,7 @@ def test_fuzzed_traffic_gets_every_request_answered(model_path: Path) -> None:
 
 def test_a_short_soak_frees_every_document(model_path: Path) -> None:
     report = soak_session(
-        OPTIONS, requests=250, documents=4, warmup=50, sample_every=50, keystroke_gap=0.01, seed=0
+        OPTIONS, requests=400, documents=4, warmup=50, sample_every=50, keystroke_gap=0.01, seed=0
     )
     assert report["crashes"] == 0 and report["unanswered_pauses"] == 0
     assert report["opened"] >= 4 and report["closed"] == report["opened"]
