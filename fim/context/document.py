@@ -40,6 +40,8 @@ TokenCounter = Callable[[str], int]
 DEFAULT_CHARS_PER_TOKEN = 3.5
 #: Characters of text around the cursor tokenized once to measure that ratio.
 CALIBRATION_CHARS = 2000
+#: A cursor this far from where the ratio was measured measures it again.
+RECALIBRATE_CHARS = CALIBRATION_CHARS // 2
 #: The syntax window: aligned to this many lines so that small moves keep it, reaching
 #: this many lines below the cursor (at least the minimum), never larger than the cap.
 WINDOW_GRID_LINES = 16
@@ -161,7 +163,8 @@ class Document:
         self._lines = LineIndex(line_starts(text))
         self._window: SyntaxWindow | None = None
         self._edits = 0
-        self._calibration: tuple[TokenCounter, float] | None = None
+        #: The token counter, the characters per token it measured, and where.
+        self._calibration: tuple[TokenCounter, float, int] | None = None
         self._indent_cache: tuple[int, str] | None = None
         self._counts: OrderedDict[str, int] = OrderedDict()
 
@@ -340,12 +343,21 @@ class Document:
 
     # ------------------------------------------------------------------ token counts
     def chars_per_token(self, count_tokens: TokenCounter, around: int = 0) -> float:
-        """Characters per token in this document, measured once on text near ``around``."""
-        if self._calibration is not None and self._calibration[0] == count_tokens:
-            return self._calibration[1]
+        """Characters per token in the text just before ``around``, where the prefix is.
+
+        Text differs within a file: a table of hex literals takes three times the tokens
+        per character of the code around it. A ratio measured once, at the end of a
+        file, put a 5,872-token prefix (budget 1,536) in front of a cursor at the end of
+        such a table: two minutes of prefill. It is measured again when the cursor is more
+        than ``RECALIBRATE_CHARS`` from where it was measured (one tokenization of
+        ``CALIBRATION_CHARS``, well under a millisecond).
+        """
+        cached = self._calibration
+        if cached is not None and cached[0] == count_tokens and abs(around - cached[2]) <= RECALIBRATE_CHARS:
+            return cached[1]
         text = self._text
-        start = max(0, around - CALIBRATION_CHARS * 3 // 4)
-        sample = text[start : start + CALIBRATION_CHARS]
+        start = max(0, around - CALIBRATION_CHARS)
+        sample = text[start:around]
         if len(sample) < CALIBRATION_CHARS // 2:
             sample = text[:CALIBRATION_CHARS]
         ratio = DEFAULT_CHARS_PER_TOKEN
@@ -357,7 +369,7 @@ class Document:
                 tokens = 0
             if tokens > 0:
                 ratio = max(1.0, min(8.0, len(sample) / tokens))
-        self._calibration = (count_tokens, ratio)
+        self._calibration = (count_tokens, ratio, around)
         return ratio
 
     def count_tokens_cached(self, count_tokens: TokenCounter, text: str) -> int:

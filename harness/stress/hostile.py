@@ -159,6 +159,12 @@ def measure_over_lsp(
         unanswered += latency is None
         row[f"complete_{where}_ms"] = round_or_none(latency)
         row[f"complete_{where}_chars"] = len(_suggestion(result))
+        # What the time went to: the prompt's tokens, evaluated or reused, and decoding.
+        stats = connection.status().get("lastRequest") or {}
+        row[f"complete_{where}_stats"] = {
+            key: stats.get(key)
+            for key in ("tokens_prompt", "tokens_reused", "tokens_evaluated", "prefill_ms", "decode_ms")
+        }
     # Typing in the middle: as an editor, each keystroke cancels the request before it.
     offset = end_of_line(text, len(text) // 2)
     line, character = line_and_character(text, offset)
@@ -215,7 +221,10 @@ def hostile_session(
 ) -> dict[str, Any]:
     """The figures for every document at ``scale`` (1.0: the sizes the issue names)."""
     from fim import models
+    from fim.llama.log import quiet_llama
     from fim.llama.vocabulary import open_vocabulary
+
+    quiet_llama()
 
     scaled: list[dict[str, Any]] = []
     if scaling:

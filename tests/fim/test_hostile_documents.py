@@ -95,3 +95,17 @@ def test_mixed_line_ends_keep_positions() -> None:
         found = doc.offset_at(line, character, PositionEncoding.UTF16)
         # A position between \r and \n means the end of the line's content.
         assert found == offset or text[found : offset + 1] in ("\r", "\r\n")
+
+
+def test_the_prefix_budget_holds_after_a_jump_into_denser_text() -> None:
+    # A counter for which hex literals cost four times the tokens of code, as they do.
+    def dense_hex(text: str) -> int:
+        return text.count("0x") * 4 + len(text) // 4 + 1
+
+    long_line = next(document for document in hostile_documents() if document.name == "100,000-char line")
+    text = long_line.text()
+    doc = Document("file:///hostile/table.py", text, "python")
+    build_context(doc, len(text), BUDGETS, dense_hex)  # measured first at the end, in code
+    table_end = text.index("]\n", text.index("TABLE = ["))
+    context = build_context(doc, table_end, BUDGETS, dense_hex)
+    assert dense_hex(context.prefix) <= BUDGETS.prefix_tokens * 1.2
