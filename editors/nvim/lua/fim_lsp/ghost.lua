@@ -298,11 +298,19 @@ function M.attach(bufnr, client_id, config)
     buffer = bufnr,
     callback = function(args)
       if args.data and args.data.client_id == state.client_id then
-        M.detach(bufnr)
+        -- `:edit!` detaches the client and attaches it again, and this event can arrive
+        -- after the new attach: detach only if the client is still gone once it settles.
+        vim.schedule(function()
+          if states[bufnr] == state and not vim.lsp.buf_is_attached(bufnr, state.client_id) then
+            M.detach(bufnr)
+          end
+        end)
       end
     end,
   })
-  vim.api.nvim_create_autocmd('BufUnload', {
+  -- Wipeout, not unload: `:edit!` reloads the same buffer, and the client may stay attached
+  -- through it without another LspAttach.
+  vim.api.nvim_create_autocmd('BufWipeout', {
     group = group,
     buffer = bufnr,
     callback = function()

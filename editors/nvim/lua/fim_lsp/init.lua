@@ -334,12 +334,24 @@ M.cursor_debounce_ms = 150
 
 --- Tell the daemon, debounced, where the cursor lands when it goes to another region, so it can
 --- prefill that region's prompt before the first keystroke there (`fim/didMoveCursor`).
-local function watch_cursor(bufnr, client)
+--- Buffers being watched: `:edit!` attaches the client again, and must not add a second watcher.
+local watching = {}
+
+local function watch_cursor(bufnr)
+  if watching[bufnr] then
+    return
+  end
   local uv = vim.uv or vim.loop
   local timer = uv.new_timer()
+  watching[bufnr] = timer
   local last_line = nil
   local function send()
     if not vim.api.nvim_buf_is_valid(bufnr) or vim.api.nvim_get_current_buf() ~= bufnr then
+      return
+    end
+    -- Looked up now: the client may have been restarted since the buffer was first attached.
+    local client = M.clients(bufnr)[1]
+    if not client then
       return
     end
     local line = vim.api.nvim_win_get_cursor(0)[1] - 1
@@ -361,11 +373,13 @@ local function watch_cursor(bufnr, client)
       timer:start(M.cursor_debounce_ms, 0, vim.schedule_wrap(send))
     end,
   })
-  vim.api.nvim_create_autocmd('BufUnload', {
+  -- Wipeout, not unload: `:edit!` unloads and reloads the same buffer, which keeps its autocmds.
+  vim.api.nvim_create_autocmd('BufWipeout', {
     group = augroup,
     buffer = bufnr,
     once = true,
     callback = function()
+      watching[bufnr] = nil
       timer:stop()
       if not timer:is_closing() then
         timer:close()
@@ -375,7 +389,7 @@ local function watch_cursor(bufnr, client)
 end
 
 local function on_attach(bufnr, client)
-  watch_cursor(bufnr, client)
+  watch_cursor(bufnr)
   if M.uses_fallback() then
     require('fim_lsp.ghost').attach(bufnr, client.id, M.config)
   else
