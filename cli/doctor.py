@@ -295,11 +295,11 @@ def check_speed(section: Section, config: Config, facts: Any, build: LlamaBuild 
                 f"gpuLayers is {config.gpu_layers} but llama.cpp offloaded no layer",
                 "check the GPU driver and free GPU memory; `fim-lsp serve --log-file F` logs why",
             )
-    elif config.gpu_layers:
+    elif config.gpu_layers > 0:
         section.add(
             "warn",
             f"gpuLayers is {config.gpu_layers} but this llama.cpp has no GPU backend: it runs on the CPU",
-            "build one (see the llama.cpp build section) or set gpuLayers to 0",
+            "build one (see the llama.cpp build section), or leave gpuLayers at its default",
         )
     prefill, decode = measurement.prefill_tok_s, measurement.decode_tok_s
     section.add(

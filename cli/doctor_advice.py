@@ -162,7 +162,7 @@ def _kv_cache(config: Config, memory: MemoryInfo, facts: Any, repack: bool) -> A
 
 def _gpu(config: Config, gpus: list[Gpu], build: LlamaBuild | None, facts: Any) -> list[Advice]:
     if not gpus:
-        return [("info", "GPU: none here; gpuLayers stays 0", None)]
+        return [("info", "GPU: none here; every layer runs on the CPU", None)]
     layers = facts.layers if facts is not None else 28
     value = all_layers_value(layers)
     if build is None or not build.gpu_offload:

@@ -51,7 +51,9 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: CPU threads; 0 means the number of physical cores, and fewer while other
     #: processes keep the cores busy (one thread then decodes several times faster).
     threads: Annotated[NonNegative, RELOADS_MODEL] = 0
-    gpu_layers: Annotated[NonNegative, RELOADS_MODEL] = 0
+    #: Layers offloaded to a GPU; -1 means all of them. A llama.cpp built without a GPU
+    #: backend runs every layer on the CPU whatever this says.
+    gpu_layers: Annotated[int, msgspec.Meta(ge=-1), RELOADS_MODEL] = -1
     flash_attn: Annotated[bool, RELOADS_MODEL] = True
     kv_cache_type: Annotated[Literal["f16", "q8_0", "q4_0"], RELOADS_MODEL] = "f16"
     #: Documents whose token streams stay in the KV cache.

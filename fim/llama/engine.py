@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -36,6 +37,8 @@ from fim.llama.generation import Decoding, Generator, sampler_chain
 from fim.llama.kv import BOUNDARY_TOKENS, WORK_SEQ, KvCache
 from fim.llama.vocabulary import Vocabulary
 from fim.templates import Order, TemplateError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -165,6 +168,7 @@ class LlamaEngine:
             self._release_model()
             raise ModelLoadError(f"{path}: {error}") from error
         self.template = self.vocabulary.template
+        self.layers_offloaded = self._layers_offloaded()
 
         self.n_threads = config.n_threads or physical_cores()
         #: Threads the current request runs on; with ``n_threads`` not set, fewer than
@@ -227,6 +231,22 @@ class LlamaEngine:
             document_streams=self.n_seq > 1, token_healing=True, exact_token_counts=True
         )
 
+    def _layers_offloaded(self) -> int:
+        """How many layers llama.cpp puts on a GPU: none on a build without a GPU backend."""
+        requested = self.config.n_gpu_layers
+        if requested == 0:
+            return 0
+        if not llama.llama_supports_gpu_offload():
+            if requested > 0:
+                log.warning(
+                    "gpuLayers is %d but this llama.cpp has no GPU backend: every layer runs on the CPU",
+                    requested,
+                )
+            return 0
+        # llama.cpp counts the output layer as one more.
+        layers = int(llama.llama_model_n_layer(self._model)) + 1
+        return layers if requested < 0 else min(requested, layers)
+
     def describe(self) -> dict[str, Any]:
         """Model, template, settings and running totals, for logs and ``fim/status``."""
         return {
@@ -243,6 +263,7 @@ class LlamaEngine:
             "flash_attn": self.config.flash_attn,
             "kv_cache_type": self.config.kv_cache_type,
             "n_gpu_layers": self.config.n_gpu_layers,
+            "layers_offloaded": self.layers_offloaded,
             "totals": dict(self.totals),
             # Read from the event loop while the inference thread works: both are plain
             # values, so the answer is at worst one step old.

@@ -26,6 +26,7 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         "template": described.get("template"),
         "fimOrder": described.get("order"),
         "threads": described.get("n_threads"),
+        "gpuLayersOffloaded": described.get("layers_offloaded"),
         "engineTotals": described.get("totals"),
         "engineBusy": described.get("busy"),
         "documentStreamsHeld": described.get("streams_held"),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -95,6 +96,15 @@ async def test_inline_completion_is_the_obvious_line(client: LanguageClient) -> 
     assert item.insert_text.startswith("number")
     assert "% 2 == 0" in item.insert_text
     assert "\n" not in item.insert_text
+
+
+async def test_status_says_no_layer_was_offloaded_on_a_cpu_build(client: LanguageClient) -> None:
+    import llama_cpp
+
+    if llama_cpp.llama_supports_gpu_offload():
+        pytest.skip("this llama.cpp has a GPU backend; `fim-lsp doctor` checks the offload there")
+    # The default gpuLayers (-1) asks for every layer; a CPU-only build offloads none.
+    assert (await status(client))["gpuLayersOffloaded"] == 0
 
 
 async def test_classic_completion_carries_the_same_text(client: LanguageClient) -> None:
