@@ -72,4 +72,12 @@ async def _session(model: str | None) -> int:
 
 
 def run_demo(model: str | None = None) -> int:
+    if not DEMO_FILE.is_file():
+        # A user install (pipx, `make install`) carries the daemon, not the repository's fixtures.
+        print(
+            f"fim-lsp demo: {DEMO_FILE} is missing: the demo visits a file of the repository, which "
+            "this install does not have. Run `make demo` in a clone, or try the daemon on your "
+            "own file: fim-lsp complete FILE LINE:COLUMN"
+        )
+        return 2
     return asyncio.run(_session(model))

@@ -44,7 +44,7 @@
 (defcustom fim-lsp-program nil
   "The fim-lsp executable.
 nil means the .venv of the repository this file is in, else `fim-lsp'
-on `exec-path'."
+on `exec-path', else ~/.local/bin/fim-lsp."
   :type '(choice (const :tag "Find it" nil) file))
 
 (defcustom fim-lsp-modes
@@ -81,6 +81,9 @@ A plist such as (:model \"qwen2.5-coder-1.5b\")."
       (let ((venv (expand-file-name "../../.venv/bin/fim-lsp" fim-lsp--directory)))
         (and (file-executable-p venv) venv))
       (executable-find "fim-lsp")
+      ;; `make install' and pipx put it here, which a GUI Emacs's `exec-path' may lack.
+      (let ((user (expand-file-name "~/.local/bin/fim-lsp")))
+        (and (file-executable-p user) user))
       "fim-lsp"))
 
 (defun fim-lsp--contact (&optional _interactive)

@@ -54,6 +54,11 @@ function M.default_cmd()
   if vim.fn.executable(venv) == 1 then
     return { venv, 'serve' }
   end
+  -- `make install` and pipx put it in ~/.local/bin, which a GUI-started Neovim's PATH may lack.
+  local user = vim.fs.normalize('~/.local/bin/fim-lsp')
+  if vim.fn.executable('fim-lsp') == 0 and vim.fn.executable(user) == 1 then
+    return { user, 'serve' }
+  end
   return { 'fim-lsp', 'serve' }
 end
 
