@@ -1,4 +1,4 @@
-"""``python -m cli.kv_bench``: the KV cache types (f16, q8_0, q4_0) side by side, memory and speed.
+"""``fim-lsp bench kv``: the KV cache types (f16, q8_0, q4_0) side by side, memory and speed.
 
 For each type, in interleaved rounds (the machine is shared), through ``fim``'s public
 API with the daemon's other defaults:
@@ -79,7 +79,7 @@ def one_round(model_path: Path, kv_type: str, prompt_tokens: int, tag: str, thre
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cli.kv_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fim-lsp bench kv", description=__doc__)
     parser.add_argument("--model", default=models.DEFAULT_MODEL)
     parser.add_argument("--types", default="f16,q8_0,q4_0")
     parser.add_argument("--rounds", type=int, default=3)

@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PEER="$FIM_ROOT/.peer"
 BIN="$PEER/bin/llama-server"
 PY="${PYTHON:-$FIM_ROOT/.venv/bin/python}"
-JOBS="${JOBS:-$(nproc)}"
+JOBS="${JOBS:-$(cpu_count)}"
 
 # The same instruction sets as the daemon's llama-cpp-python build.
 ARCH_ARGS="$(llama_cmake_args)"
