@@ -71,6 +71,10 @@ class Counters:
     partially_accepted: int = 0
 
 
+#: Documents whose no-suggestion reason is kept (requests may name unopened documents).
+MAX_REASONS = 64
+
+
 @dataclass
 class CompletionService:
     scheduler: Scheduler
@@ -78,7 +82,10 @@ class CompletionService:
     settings: SessionSettings
     counters: Counters = field(default_factory=Counters)
     last_stats: CompletionStats | None = None
-    last_reason: str = ""
+    #: Why the last request of each document got nothing; a suggestion clears it.
+    no_suggestion: dict[str, str] = field(default_factory=dict)
+    #: The document of the latest request, whose reason ``lastNoSuggestionReason`` shows.
+    last_uri: str = ""
     #: Set when the last model run was cut by the time budget: what happened and what helps.
     last_budget_note: str = ""
     last_mode: str = ""
@@ -109,8 +116,21 @@ class CompletionService:
             return False
         return not config.enabled_languages or language_id in config.enabled_languages
 
-    def _no(self, reason: str, cursor: int = 0) -> Outcome:
-        self.last_reason = reason
+    @property
+    def last_reason(self) -> str:
+        """Why the latest request got nothing; empty when it got a suggestion."""
+        return self.no_suggestion.get(self.last_uri, "")
+
+    def no_suggestion_for(self, uri: str, reason: str) -> None:
+        """Record why ``uri``'s request got nothing (it need not be open)."""
+        self.last_uri = uri
+        self.no_suggestion[uri] = reason
+        # Requests for documents that were never opened must not grow this without end.
+        while len(self.no_suggestion) > MAX_REASONS:
+            del self.no_suggestion[next(iter(self.no_suggestion))]
+
+    def _no(self, uri: str, reason: str, cursor: int = 0) -> Outcome:
+        self.no_suggestion_for(uri, reason)
         self.counters.empty += 1
         log.info("no suggestion: %s", reason)
         return Outcome("", cursor, "", "none", reason)
@@ -128,6 +148,7 @@ class CompletionService:
 
     def forget_document(self, uri: str) -> None:
         self._suggestions.pop(uri, None)
+        self.no_suggestion.pop(uri, None)
         self._latest.pop(uri, None)
         self._prefix_starts.pop(uri, None)
 
@@ -153,26 +174,28 @@ class CompletionService:
     async def complete(self, doc: Document, cursor: int, *, invoked: bool = False) -> Outcome:
         """Everything between a request and its answer; never raises for bad input."""
         self.counters.requests += 1
+        self.last_uri = doc.uri
         request_number = self._latest.get(doc.uri, 0) + 1
         self._latest[doc.uri] = request_number
         config = self.settings.config
         if not self.language_enabled(doc.language_id):
-            return self._no(f"language {doc.language_id!r} is disabled in the settings", cursor)
+            return self._no(doc.uri, f"language {doc.language_id!r} is disabled in the settings", cursor)
         pipeline = self.pipeline()
         if pipeline is None:
             detail = f": {self.host.error}" if self.host.error else ""
-            return self._no(f"model is {self.host.state}{detail}", cursor)
+            return self._no(doc.uri, f"model is {self.host.state}{detail}", cursor)
 
         plan = pipeline.plan(doc, cursor)
         self._prefix_starts[doc.uri] = plan.prefix_start
         self.last_mode = str(plan.mode)
         if plan.skip_reason is not None:
-            return self._no(plan.skip_reason, cursor)
+            return self._no(doc.uri, plan.skip_reason, cursor)
         context = plan.context
 
         remainder = self._type_through(doc, cursor)
         if remainder is not None:
             self.counters.type_through += 1
+            self.no_suggestion.pop(doc.uri, None)
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], remainder)
             return Outcome(remainder, cursor, context.typed_word, "type-through", context.reason)
 
@@ -187,14 +210,14 @@ class CompletionService:
         if config.debounce_ms and not invoked:
             await asyncio.sleep(config.debounce_ms / 1000)
             if self._latest.get(doc.uri) != request_number:
-                return self._no("superseded by a newer request during debounce", cursor)
+                return self._no(doc.uri, "superseded by a newer request during debounce", cursor)
 
         try:
             generation = await self._generate(doc.uri, pipeline, plan, "completion")
         except Cancelled:
             # Superseded before it started: answer at once with nothing.
             self.counters.cancelled += 1
-            return self._no("cancelled by a newer keystroke", cursor)
+            return self._no(doc.uri, "cancelled by a newer keystroke", cursor)
         except asyncio.CancelledError:
             # The client's $/cancelRequest: pygls answers RequestCancelled.
             self.counters.cancelled += 1
@@ -202,7 +225,7 @@ class CompletionService:
         stats = generation.stats
         if stats.stop_reason == "cancelled":
             self.counters.cancelled += 1
-            return self._no("cancelled by a newer keystroke", cursor)
+            return self._no(doc.uri, "cancelled by a newer keystroke", cursor)
         if generation.complete:
             self._remember(plan.key, generation.text)
         outcome = self._shown(doc, cursor, plan, generation.text, "model")
@@ -211,9 +234,9 @@ class CompletionService:
         self.last_budget_note = self.slow_machine_note(stats, shown=bool(generation.text)) if cut else ""
         if not generation.text:
             if cut:
-                return self._no(self.last_budget_note, cursor)
+                return self._no(doc.uri, self.last_budget_note, cursor)
             return self._no(
-                f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
+                doc.uri, f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
             )
         return outcome
 
@@ -240,6 +263,8 @@ class CompletionService:
         )
 
     def _shown(self, doc: Document, cursor: int, plan: Plan, text: str, source: str) -> Outcome:
+        if text:
+            self.no_suggestion.pop(doc.uri, None)
         # A document closed while its request ran keeps no state here (``forget_document``).
         if text and doc.uri in self._latest:
             self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], text)
@@ -309,6 +334,7 @@ class CompletionService:
             "lastRequest": asdict(self.last_stats) if self.last_stats else None,
             "lastMode": self.last_mode,
             "lastNoSuggestionReason": self.last_reason,
+            "noSuggestionReasons": dict(self.no_suggestion),
             "lastBudgetNote": self.last_budget_note,
             "cacheEntries": len(self._cache),
             # Per-document state, which closing a document must free.

@@ -35,7 +35,7 @@ import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
@@ -391,6 +391,25 @@ class FimProtocol(LanguageServerProtocol):
 
     def answer_error(self, request_id: Any, code: int, message: str) -> None:
         self._send_response(request_id, error=types.ResponseError(code=code, message=message))
+
+    # ------------------------------------------------------------------ initialize
+    @property
+    def client_shows_inline(self) -> bool:
+        """The client declared inline completion: it shows suggestions as ghost text."""
+        capabilities = getattr(self, "client_capabilities", None)
+        document = capabilities.text_document if capabilities is not None else None
+        return document is not None and document.inline_completion is not None
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, types.InitializeResult]:
+        result = yield from super().lsp_initialize(params)
+        if self.client_shows_inline:
+            # A client that shows ghost text also sends textDocument/completion on most
+            # keystrokes (VS Code's quick suggestions). The same suggestion in its list
+            # would compete with the ghost text for Tab, and each request would cancel
+            # the inline one in flight: such a client is not offered completion at all.
+            result.capabilities.completion_provider = None
+        return result
 
     # ------------------------------------------------------------------ documents
     # The daemon keeps its own Document per URI; pygls' copy is skipped (see the module

@@ -114,13 +114,10 @@ Also turn on `fim-lsp-inline-mode' in the buffer."
 ;;; Client capabilities and progress
 
 (cl-defmethod eglot-client-capabilities :around (_server)
-  "Tell servers that this client shows inline completions.
-On eglot 1.9, which has no progress support, also announce work-done progress."
-  (let* ((capabilities (cl-call-next-method))
-         (text-document (plist-get capabilities :textDocument)))
-    (setq text-document
-          (plist-put text-document :inlineCompletion '(:dynamicRegistration :json-false)))
-    (setq capabilities (plist-put capabilities :textDocument text-document))
+  "On eglot 1.9, which has no progress support, announce work-done progress.
+Inline completion is not declared: the daemon answers it anyway, and offers
+`completion-at-point' only to clients that do not show ghost text."
+  (let ((capabilities (cl-call-next-method)))
     (unless (plist-get capabilities :window)
       (setq capabilities (plist-put capabilities :window '(:workDoneProgress t))))
     capabilities))

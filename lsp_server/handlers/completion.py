@@ -2,7 +2,9 @@
 
 The handler only converts between LSP and the completion service. An inline item's
 range covers the word typed so far and its ``insertText`` repeats that word, because
-editors insert an empty-range item after the typed text.
+editors insert an empty-range item after the typed text. Classic completion is for
+clients without inline completion (eglot); a client that shows ghost text is not
+offered it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def register(server: FimServer, services: Services) -> None:
     async def outcome_at(uri: str, position: types.Position, invoked: bool) -> Outcome | None:
         doc = documents.get(uri)
         if doc is None:
-            completions.last_reason = f"document {uri} is not open"
+            completions.no_suggestion_for(uri, f"document {uri} is not open")
             return None
         located = doc.offset_at(position.line, position.character, server.encoding)
         return await completions.complete(doc, located, invoked=invoked)
@@ -65,8 +67,12 @@ def register(server: FimServer, services: Services) -> None:
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=[], resolve_provider=False),
     )
-    async def completion(_ls: FimServer, params: types.CompletionParams) -> types.CompletionList:
+    async def completion(ls: FimServer, params: types.CompletionParams) -> types.CompletionList:
         uri = params.text_document.uri
+        if ls.protocol.client_shows_inline:
+            # Not offered to this client (see FimProtocol.lsp_initialize); if it asks
+            # anyway, the inline request in flight must not be cancelled for it.
+            return types.CompletionList(is_incomplete=False, items=[])
         outcome = await outcome_at(uri, params.position, invoked=True)
         if outcome is None or not outcome.text or uri not in documents:
             return types.CompletionList(is_incomplete=True, items=[])

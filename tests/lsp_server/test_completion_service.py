@@ -120,3 +120,19 @@ async def test_no_model_means_an_empty_answer_with_the_reason() -> None:
     completions = CompletionService(scheduler, host, SessionSettings())
     outcome = await completions.complete(Document("file:///a.py", SOURCE, "python"), CURSOR)
     assert outcome.text == "" and outcome.reason == "model is error: model.gguf: not a GGUF file"
+
+
+async def test_no_suggestion_reasons_are_per_document_and_cleared_by_a_suggestion() -> None:
+    completions = service(ScriptedBackend(answer_even), disabledLanguages=["go"])
+    python = Document("file:///a.py", SOURCE, "python")
+    go = Document("file:///b.go", "package b\n", "go")
+    assert (await completions.complete(go, 3)).text == ""
+    assert "disabled" in completions.status()["noSuggestionReasons"]["file:///b.go"]
+    # Another document's suggestion does not hide why this one got nothing.
+    assert (await completions.complete(python, CURSOR)).text
+    status = completions.status()
+    assert status["lastNoSuggestionReason"] == ""
+    assert list(status["noSuggestionReasons"]) == ["file:///b.go"]
+    # Closing the document forgets its reason.
+    completions.forget_document("file:///b.go")
+    assert completions.status()["noSuggestionReasons"] == {}

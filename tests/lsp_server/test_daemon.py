@@ -12,7 +12,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.lsp_server.conftest import SERVER, start, status, wait_state
+from tests.lsp_server.conftest import SERVER, TEST_OPTIONS, capabilities, start, status, wait_state
 
 URI = "file:///tmp/fim-e2e/numbers.py"
 SOURCE = '''def is_even(number):
@@ -107,15 +107,42 @@ async def test_status_says_no_layer_was_offloaded_on_a_cpu_build(client: Languag
     assert (await status(client))["gpuLayersOffloaded"] == 0
 
 
-async def test_classic_completion_carries_the_same_text(client: LanguageClient) -> None:
-    open_doc(client)
-    inline = items_of(await client.text_document_inline_completion_async(inline_params(CURSOR)))
-    result = await client.text_document_completion_async(
-        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI), position=CURSOR)
+def completion_params() -> types.CompletionParams:
+    return types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI), position=CURSOR)
+
+
+async def test_classic_completion_is_for_clients_without_inline(raw_client: LanguageClient) -> None:
+    declared = capabilities()
+    assert declared.text_document is not None
+    declared.text_document.inline_completion = None  # eglot, for one
+    result = await raw_client.initialize_session(
+        types.InitializeParams(capabilities=declared, initialization_options=TEST_OPTIONS)
     )
-    items = result.items if isinstance(result, types.CompletionList) else result
+    assert result.capabilities.completion_provider is not None
+    await wait_state(raw_client)
+    open_doc(raw_client)
+    answer = await raw_client.text_document_completion_async(completion_params())
+    items = answer.items if isinstance(answer, types.CompletionList) else answer
     assert items and items[0].text_edit is not None
-    assert items[0].text_edit.new_text == inline[0].insert_text
+    assert items[0].text_edit.new_text.startswith("number") and "% 2 == 0" in items[0].text_edit.new_text
+
+
+async def test_a_ghost_text_client_is_not_offered_completion_and_it_never_cancels(
+    raw_client: LanguageClient,
+) -> None:
+    # VS Code with its defaults sends textDocument/completion on most keystrokes.
+    result = await start(raw_client)
+    assert result.capabilities.completion_provider is None
+    await wait_state(raw_client)
+    open_doc(raw_client)
+    inline = asyncio.ensure_future(raw_client.text_document_inline_completion_async(inline_params(CURSOR)))
+    for _ in range(5):
+        answer = await raw_client.text_document_completion_async(completion_params())
+        assert not (answer.items if isinstance(answer, types.CompletionList) else answer)
+    items = items_of(await inline)
+    assert items and "% 2 == 0" in str(items[0].insert_text)
+    counters = (await status(raw_client))["counters"]
+    assert counters["cancelled"] == 0 and counters["model_runs"] == 1
 
 
 async def test_type_through_and_cache_use_no_model_tokens(client: LanguageClient) -> None:

@@ -36,6 +36,7 @@ interface DaemonStatus {
   error?: string | null;
   counters?: { accepted?: number; shown?: number; suggested?: number; acceptance_rate?: number | null };
   lastNoSuggestionReason?: string | null;
+  idlePrefillTokens?: number;
   [key: string]: unknown;
 }
 
@@ -48,6 +49,11 @@ function daemonSettings(): Record<string, unknown> {
     if (!CLIENT_ONLY.has(key) && value !== undefined && value !== null) {
       settings[key] = value;
     }
+  }
+  if (!inlineEnabled()) {
+    // Off means no model work at all for this window, not only no ghost text.
+    settings.idlePrefill = false;
+    settings.speculative = false;
   }
   return settings;
 }
@@ -461,6 +467,7 @@ class Extension implements vscode.Disposable {
       `state: ${status.state} · model: ${status.model}` +
         ` · inline suggestions: ${inlineEnabled() ? 'on' : 'off'}` +
         ` · accepted ${counters.accepted ?? 0} of ${shown} (${percent(counters.acceptance_rate)})` +
+        ` · idle prefill ${status.idlePrefillTokens ?? 0} tokens` +
         (status.error ? ` · error: ${status.error}` : ''),
     );
     this.statusOutput.show(true);
