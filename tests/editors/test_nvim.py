@@ -346,3 +346,78 @@ def test_multi_line_suggestion_accepted_a_line_then_the_rest(session: Session) -
         nvim.input("<Esc>")
         kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
         nvim.command(f"edit! {session.fixture}")
+
+
+def test_prose_and_commit_messages_get_no_client(session: Session) -> None:
+    kit, nvim = session.kit, session.nvim
+    nvim.input("<Esc>")
+    kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+    notes = session.fixture.parent / "NOTES.md"
+    notes.write_text("# Notes\n\nSome prose.\n", encoding="utf-8")
+    try:
+        nvim.command(f"edit {notes}")
+        assert session.lua("return vim.bo.filetype") == "markdown"
+        time.sleep(1.0)  # the FileType autocmds have run; an attach would be immediate
+        assert session.lua("return #require('fim_lsp').clients(0)") == 0
+        # A Python buffer in the same session is attached.
+        nvim.command(f"edit {session.fixture}")
+        kit.wait_until(lambda: session.lua("return #require('fim_lsp').clients(0)") > 0, "attach", timeout=60)
+    finally:
+        nvim.command(f"edit! {session.fixture}")
+
+
+def test_fimlsp_disable_stops_the_daemon_and_enable_brings_suggestions_back(session: Session) -> None:
+    kit, nvim = session.kit, session.nvim
+    nvim.input("<Esc>")
+    kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+    nvim.command("FimLsp disable")
+    kit.wait_until(lambda: session.lua("return #require('fim_lsp').clients()") == 0, "the daemon to stop", 30)
+    nvim.command("FimLsp enable")
+    kit.wait_until(
+        lambda: session.lua("return #require('fim_lsp').clients(0)") > 0, "the client to attach again", 60
+    )
+    kit.wait_model_ready(lambda: session.lua(STATUS_PROBE))
+    session.start_typing()
+    assert session.wait_ghost()
+
+
+LAZY_SPEC = REPO / "editors" / "nvim" / "example" / "lazy.lua"
+# What lazy.nvim does with a spec (lazy.nvim itself cannot be fetched here): put the clone on
+# the runtimepath, source its top-level plugin/ files (this repository has none there), then
+# call config(plugin, opts).
+LAZY_INIT = """
+local spec = dofile(vim.fn.expand('~/.config/nvim/lua/plugins/fim-lsp.lua'))
+local plugin = { dir = vim.fn.expand('~/.local/share/nvim/lazy/fim-lsp'), name = 'fim-lsp' }
+vim.opt.runtimepath:append(plugin.dir)
+vim.cmd.runtime({ 'plugin/*.lua', bang = true })
+spec.config(plugin, spec.opts)
+"""
+LAZY_PROBE = """
+local attached = vim.wait(60000, function() return #require('fim_lsp').clients(0) > 0 end, 200)
+io.stdout:write(vim.json.encode({ attached = attached, command = vim.fn.exists(':FimLsp') }))
+vim.cmd('qa!')
+"""
+
+
+def test_the_lazy_nvim_spec_loads_the_plugin_from_the_published_layout(tmp_path: Path, editors: Any) -> None:
+    import json
+
+    home = editors.make_home(tmp_path)
+    plugins = home / ".config" / "nvim" / "lua" / "plugins"
+    plugins.mkdir(parents=True)
+    shutil.copyfile(LAZY_SPEC, plugins / "fim-lsp.lua")
+    (home / ".config" / "nvim" / "init.lua").write_text(LAZY_INIT, encoding="utf-8")
+    lazy = home / ".local" / "share" / "nvim" / "lazy"
+    lazy.mkdir(parents=True)
+    (lazy / "fim-lsp").symlink_to(REPO, target_is_directory=True)
+    fixture = editors.make_fixture(tmp_path / "project")
+    probe = tmp_path / "probe.lua"
+    probe.write_text(LAZY_PROBE, encoding="utf-8")
+    run = subprocess.run(
+        [nvim_binary("native"), "--headless", str(fixture), "-c", f"luafile {probe}"],
+        env=editors.editor_env(home), cwd=fixture.parent, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    result = json.loads(run.stdout.strip().splitlines()[-1]) if run.stdout.strip() else {}
+    assert result == {"attached": True, "command": 2}, (run.stdout, run.stderr)
+    # The README shows this spec, byte for byte.
+    assert f"```lua\n{LAZY_SPEC.read_text()}```" in README.read_text()

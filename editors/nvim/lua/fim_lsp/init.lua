@@ -14,6 +14,9 @@ local defaults = {
   cmd = nil,
   -- Filetypes to attach to; nil means every file buffer (the daemon has its own language filter).
   filetypes = nil,
+  -- Filetypes never attached to, even when `filetypes` is nil: prose and commit messages,
+  -- where a code model's suggestions are noise (copilot.lua leaves out the same ones).
+  exclude_filetypes = { 'gitcommit', 'gitrebase', 'hgcommit', 'svn', 'cvs', 'help', 'markdown', 'yaml', 'text' },
   root_markers = { '.git' },
   -- Daemon options (see the README's option table), sent as initializationOptions and as the
   -- `fimLsp` section of workspace/configuration.
@@ -416,6 +419,24 @@ local function on_progress(args)
   end
 end
 
+--- Should fim-lsp attach to `bufnr`? Only file buffers of an allowed filetype, while enabled.
+function M.wanted(bufnr)
+  if not M.enabled or vim.bo[bufnr].buftype ~= '' then
+    return false
+  end
+  local filetype = vim.bo[bufnr].filetype
+  local filetypes = M.config.filetypes
+  if filetypes and not vim.tbl_contains(filetypes, filetype) then
+    return false
+  end
+  return not vim.tbl_contains(M.config.exclude_filetypes or {}, filetype)
+end
+
+local function root_of(bufnr)
+  local path = vim.api.nvim_buf_get_name(bufnr)
+  return vim.fs.root(bufnr, M.config.root_markers or {}) or vim.fs.dirname(path)
+end
+
 local function lsp_config()
   local settings = M.config.settings or {}
   if next(settings) == nil then
@@ -427,28 +448,74 @@ local function lsp_config()
     root_markers = M.config.root_markers,
     init_options = settings,
     settings = { fimLsp = settings },
+    -- Neovim 0.11+: a buffer is attached only when this calls on_dir (excluded ones never are).
+    root_dir = function(bufnr, on_dir)
+      if M.wanted(bufnr) then
+        on_dir(root_of(bufnr))
+      end
+    end,
   }
 end
 
---- Start the daemon for `bufnr` on Neovim 0.10, which has no vim.lsp.config/enable.
+--- Start the daemon for `bufnr`: on Neovim 0.10, which has no vim.lsp.config/enable, and
+--- for the buffers already open when `:FimLsp enable` runs.
 local function start_legacy(bufnr)
-  if vim.bo[bufnr].buftype ~= '' then
-    return
-  end
-  local filetypes = M.config.filetypes
-  if filetypes and not vim.tbl_contains(filetypes, vim.bo[bufnr].filetype) then
+  if not M.wanted(bufnr) then
     return
   end
   local config = lsp_config()
   config.name = M.name
-  local path = vim.api.nvim_buf_get_name(bufnr)
-  config.root_dir = vim.fs.root(bufnr, M.config.root_markers or {}) or vim.fs.dirname(path)
+  config.root_dir = root_of(bufnr)
   vim.lsp.start(config, { bufnr = bufnr })
+end
+
+--- Start fim-lsp again for every loaded buffer it wants (after `:FimLsp enable`).
+local function attach_loaded_buffers()
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(bufnr) then
+      start_legacy(bufnr) -- vim.lsp.enable's clients are found again by name and root
+    end
+  end
+end
+
+--- `:FimLsp enable`: attach to the buffers it wants; the daemon starts again.
+function M.enable()
+  M.enabled = true
+  attach_loaded_buffers()
+end
+
+--- `:FimLsp disable`: stop the daemon, so nothing is suggested and no model work is done.
+function M.disable()
+  M.enabled = false
+  for _, client in ipairs(M.clients()) do
+    for bufnr in pairs(client.attached_buffers or {}) do
+      pcall(function()
+        require('fim_lsp.ghost').detach(bufnr)
+      end)
+    end
+    if vim.fn.has('nvim-0.11') == 1 then
+      client:stop(true)
+    else
+      client.stop(true)
+    end
+  end
+end
+
+function M.toggle()
+  if M.enabled then
+    M.disable()
+  else
+    M.enable()
+  end
 end
 
 --- Configure and start fim-lsp. Call once from init.lua.
 function M.setup(opts)
   M.config = vim.tbl_deep_extend('force', vim.deepcopy(defaults), opts or {})
+  M.enabled = true
+  if opts and opts.exclude_filetypes then
+    M.config.exclude_filetypes = opts.exclude_filetypes -- a list replaces the default, not merges
+  end
   if opts and opts.keys == false then
     M.config.keys = {}
   end
