@@ -112,6 +112,9 @@ daemon starts (\\[fim-lsp-restart])."
   "The position encoding the daemon chose: \"utf-32\", \"utf-16\" or \"utf-8\".")
 (defvar fim-lsp--buffers nil "Buffers in `fim-lsp-mode' that use our own connection.")
 (defvar fim-lsp--stopping nil "Non-nil while `fim-lsp-shutdown' stops the daemon on purpose.")
+(defvar fim-lsp--last-start 0 "When the daemon was last started (`float-time').")
+(defconst fim-lsp--restart-interval 10
+  "Seconds between two starts of a daemon that exits: a broken one must not loop.")
 (defvar fim-lsp-last-progress nil
   "The last work-done progress message from the daemon, e.g. \"model ready\".")
 
@@ -164,6 +167,7 @@ The next buffer that needs a daemon starts another."
 
 (defun fim-lsp--start ()
   "Start the daemon and send initialize; buffers are opened once it answers."
+  (setq fim-lsp--last-start (float-time))
   (let* ((program (fim-lsp-program))
          ;; A local folder: a remote buffer's `default-directory' would run it on that host.
          (default-directory (expand-file-name "~/"))
@@ -219,13 +223,14 @@ The next buffer that needs a daemon starts another."
   "Stop the daemon.
 A buffer in `fim-lsp-mode' starts it again when it needs it."
   (interactive)
-  (let ((connection fim-lsp--connection))
-    (when (and connection (jsonrpc-running-p connection))
-      (let ((fim-lsp--stopping t))
+  (let ((connection fim-lsp--connection)
+        (fim-lsp--stopping t))
+    (when connection
+      (when (jsonrpc-running-p connection)
         (ignore-errors (jsonrpc-request connection :shutdown nil :timeout 5))
         (ignore-errors (jsonrpc-notify connection :exit nil))
-        (jsonrpc-shutdown connection)))
-    (fim-lsp--on-shutdown connection)))
+        (jsonrpc-shutdown connection))
+      (fim-lsp--on-shutdown connection))))
 
 (defun fim-lsp-restart ()
   "Restart the daemon and reopen the buffers (e.g. for new `fim-lsp-options')."
@@ -389,9 +394,17 @@ A buffer in `fim-lsp-mode' starts it again when it needs it."
         ;; eglot sends didChange after an idle delay of its own: the daemon needs the text now.
         (when server (eglot--signal-textDocument/didChange))
         server)
-    (when (fim-lsp--opened-p)
-      (fim-lsp--flush)
-      fim-lsp--connection)))
+    (cond ((fim-lsp--opened-p)
+           (fim-lsp--flush)
+           fim-lsp--connection)
+          (fim-lsp--ready
+           (fim-lsp--did-open)
+           nil)
+          ((and (not (and fim-lsp--connection (jsonrpc-running-p fim-lsp--connection)))
+                (> (- (float-time) fim-lsp--last-start) fim-lsp--restart-interval))
+           ;; The daemon exited: start another, which opens this buffer when it is up.
+           (fim-lsp--ensure-connection)
+           nil))))
 
 (defun fim-lsp--text-document ()
   "This buffer's TextDocumentIdentifier."

@@ -288,6 +288,62 @@ Fail naming WHAT after TIMEOUT seconds (default 120)."
   ;; The daemon's model-loading progress came over our connection.
   (should (equal fim-lsp-last-progress "model ready")))
 
+(ert-deftest fim-lsp-test-restart-after-the-daemon-exits ()
+  "The daemon exits (as in a crash): the next request starts another, which opens the buffer."
+  (fim-lsp-test--open)
+  (let ((old fim-lsp--connection))
+    (delete-process (jsonrpc--process old))
+    (fim-lsp-test--wait (lambda () (null fim-lsp--connection)) "the exit to be noticed" 10)
+    (should-not fim-lsp--shown)
+    ;; Started less than `fim-lsp--restart-interval' ago: let this restart through at once.
+    (let ((fim-lsp--last-start 0))
+      (fim-lsp-test--type)
+      (fim-lsp-test--run-idle-timer))
+    (should fim-lsp--connection)
+    (should-not (eq fim-lsp--connection old))
+    (fim-lsp-test--wait #'fim-lsp--opened-p "the buffer to be opened on the new daemon" 60)
+    (fim-lsp-test--wait (lambda () (equal (plist-get (fim-lsp-test--status) :state) "ready"))
+                        "the new daemon's model" 300)
+    (fim-lsp-test--type)
+    (should (string-prefix-p "ber" (fim-lsp-test--wait-ghost)))
+    (should (equal (fim-lsp-test--eglot-name) "pylsp"))))
+
+(ert-deftest fim-lsp-test-eglot-opt-in ()
+  "(fim-lsp-eglot-register \='js-mode): eglot runs fim-lsp for JavaScript only, and
+`fim-lsp-mode' there shows ghost text through eglot's connection."
+  (fim-lsp-test--open)
+  (let ((file (expand-file-name "even.js" (file-name-directory (getenv "FIM_LSP_TEST_FILE"))))
+        buffer)
+    (with-temp-file file (insert "function isEven(number) {\n  return \n}\n"))
+    (fim-lsp-eglot-register 'js-mode)
+    (unwind-protect
+        (with-current-buffer (setq buffer (find-file-noselect file))
+          (switch-to-buffer buffer)
+          (apply #'eglot (eglot--guess-contact))
+          (should (equal (fim-lsp-test--eglot-name) "fim-lsp"))
+          (fim-lsp-mode 1)
+          (should-not (memq buffer fim-lsp--buffers)) ; no didOpen on our own daemon
+          (should-not fim-lsp--opened)
+          (fim-lsp-test--wait (lambda () (equal (plist-get (fim-lsp-status) :state) "ready"))
+                              "eglot's daemon to load the model" 300)
+          (goto-char (point-min))
+          (forward-line 1)
+          (end-of-line)
+          (execute-kbd-macro "num")
+          (let ((ghost (fim-lsp-test--wait-ghost)))
+            (execute-kbd-macro (kbd "TAB"))
+            (unless (string-match-p "\n" ghost)
+              (should (equal (fim-lsp-test--line-at 2) (concat "  return num" ghost))))
+            (should (string-prefix-p "  return number" (fim-lsp-test--line-at 2)))))
+      (when (buffer-live-p buffer)
+        (with-current-buffer buffer
+          (let ((server (eglot-current-server)))
+            (when server (eglot-shutdown server))))
+        (kill-buffer buffer))
+      (delete-file file)))
+  ;; Python buffers keep pylsp.
+  (should (equal (fim-lsp-test--eglot-name) "pylsp")))
+
 ;;; Edits reach the daemon as it sees them: the recorded changes, applied in order to the
 ;;; text of the last didOpen, give the buffer's text.  No daemon: the sends are captured.
 
