@@ -288,6 +288,29 @@ Fail naming WHAT after TIMEOUT seconds (default 120)."
   ;; The daemon's model-loading progress came over our connection.
   (should (equal fim-lsp-last-progress "model ready")))
 
+(ert-deftest fim-lsp-test-cursor-moves-are-sent ()
+  "A move of 8 lines or more is sent (fim/didMoveCursor) once the cursor settles; a small one not."
+  (fim-lsp-test--open)
+  (fim-lsp-dismiss)
+  (erase-buffer)
+  (insert (mapconcat (lambda (i) (format "x%d = %d\n" i i)) (number-sequence 1 30) ""))
+  (let ((moves (lambda () (plist-get (fim-lsp-test--status) :cursorMoves)))
+        (start nil))
+    (cl-flet ((move-and-settle (keys)
+                (execute-kbd-macro (kbd keys))
+                (should (timerp fim-lsp--cursor-timer))
+                (timer-event-handler fim-lsp--cursor-timer)))
+      (setq fim-lsp--cursor-line nil)
+      (setq start (funcall moves))
+      (move-and-settle "M-<")           ; the first position is always sent
+      (should (= (funcall moves) (+ start 1)))
+      (move-and-settle "C-n C-n C-n")   ; 3 lines: the daemon's prefix still fits
+      (should (= (funcall moves) (+ start 1)))
+      (move-and-settle "M-> C-p")       ; 29 lines on
+      (should (= (funcall moves) (+ start 2)))))
+  (erase-buffer)
+  (insert-file-contents (buffer-file-name)))
+
 (ert-deftest fim-lsp-test-restart-after-the-daemon-exits ()
   "The daemon exits (as in a crash): the next request starts another, which opens the buffer."
   (fim-lsp-test--open)
