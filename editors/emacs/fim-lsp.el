@@ -618,7 +618,8 @@ INVOKED non-nil means the user asked explicitly."
     (fim-lsp-mode 1))
   (fim-lsp--stop-timer)
   (fim-lsp--hide)
-  (fim-lsp--request (current-buffer) t))
+  (unless (fim-lsp--request (current-buffer) t)
+    (message "fim-lsp: the daemon is not ready yet")))
 
 (defun fim-lsp--schedule ()
   "Ask for a suggestion after `fim-lsp-idle-delay' seconds of idle time."
