@@ -1,4 +1,6 @@
-"""fim-lsp.el as an Emacs package: its header, a byte-compile without a warning, and autoloads.
+"""fim-lsp.el as an Emacs package: its header, a byte-compile without a warning, autoloads,
+and what loading it changes: no eglot setting, and no key but TAB (only while a suggestion
+is shown).
 
 Emacs runs with -Q (no user or site init). On Emacs 28 eglot is not built in: Debian's
 elpa-eglot folder (what scripts/setup-emacs.sh installs) is given to package.el, as a
@@ -45,8 +47,8 @@ def test_header() -> None:
     head = SOURCE.read_text().split(";;; Commentary:", 1)[0]
     assert head.startswith(";;; fim-lsp.el --- ") and "lexical-binding: t" in head.splitlines()[0]
     for field in (
-        ";; Version: 0.1.0",
-        ';; Package-Requires: ((emacs "28.1") (eglot "1.9"))',
+        ";; Version: 0.2.0",
+        ';; Package-Requires: ((emacs "28.1") (jsonrpc "1.0.14"))',
         ";; Keywords: ",
     ):
         assert field in head, field
@@ -77,14 +79,14 @@ def test_installs_as_a_package_with_autoloads(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "Warning" not in output, output
     (installed,) = elpa.glob("fim-lsp-*")
-    assert installed.name == "fim-lsp-0.1.0"
+    assert installed.name == "fim-lsp-0.2.0"
     assert {"fim-lsp.el", "fim-lsp.elc", "fim-lsp-autoloads.el", "fim-lsp-pkg.el"} <= {
         p.name for p in installed.iterdir()
     }
     probe = (
         f"(progn {package_setup(elpa)}"
         ' (princ (format "before-load %S\\n" (featurep \'fim-lsp)))'
-        " (dolist (command '(fim-lsp-ensure fim-lsp-inline-mode fim-lsp-status fim-lsp-complete))"
+        " (dolist (command '(fim-lsp-eglot-register fim-lsp-mode fim-lsp-status fim-lsp-complete))"
         '   (princ (format "%S %S %S\\n" command (autoloadp (symbol-function command)) (commandp command))))'
         " (require 'fim-lsp)"
         ' (princ (format "after-load %S\\n" (featurep \'fim-lsp))))'
@@ -92,8 +94,77 @@ def test_installs_as_a_package_with_autoloads(tmp_path: Path) -> None:
     done = batch("--eval", probe, cwd=tmp_path)
     lines = done.stdout.splitlines()
     assert "before-load nil" in lines, done.stdout + done.stderr
-    # fim-lsp-ensure is for mode hooks; the others are commands (M-x).
-    assert "fim-lsp-ensure t nil" in lines, done.stdout
-    for command in ("fim-lsp-inline-mode", "fim-lsp-status", "fim-lsp-complete"):
+    # fim-lsp-eglot-register is for init files; the others are commands (M-x).
+    assert "fim-lsp-eglot-register t nil" in lines, done.stdout
+    for command in ("fim-lsp-mode", "fim-lsp-status", "fim-lsp-complete"):
         assert f"{command} t t" in lines, done.stdout
     assert "after-load t" in lines
+
+
+def probe(tmp_path: Path, body: str) -> list[str]:
+    """Run `body` (Elisp that prints lines with princ) in `emacs -Q` with fim-lsp on load-path."""
+    load_path = f'(add-to-list \'load-path "{SOURCE.parent}")'
+    program = f"(progn {package_setup(tmp_path / 'elpa')} {load_path} {body})"
+    done = batch("--eval", program, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+EGLOT_STATE = (
+    "(list (copy-tree eglot-server-programs)"
+    " (mapcar (lambda (generic) (length (cl--generic-method-table (cl--generic generic))))"
+    "  '(eglot-client-capabilities eglot-handle-request eglot-handle-notification"
+    "    eglot-initialization-options)))"
+)
+
+
+def test_loading_changes_no_eglot_setting(tmp_path: Path) -> None:
+    lines = probe(
+        tmp_path,
+        "(require 'eglot)"
+        f" (let ((before {EGLOT_STATE}))"
+        "  (require 'fim-lsp)"
+        f'  (princ (format "unchanged %S\n" (equal before {EGLOT_STATE}))))',
+    )
+    assert "unchanged t" in lines
+    # Without eglot loaded, loading fim-lsp does not load it.
+    lines = probe(tmp_path, "(require 'fim-lsp) (princ (format \"eglot-loaded %S\\n\" (featurep 'eglot)))")
+    assert "eglot-loaded nil" in lines
+
+
+def test_eglot_is_an_opt_in_line(tmp_path: Path) -> None:
+    """(fim-lsp-eglot-register 'python-mode), before or after eglot loads, makes fim-lsp its
+    server for that mode only."""
+    lines = probe(
+        tmp_path,
+        "(require 'fim-lsp) (fim-lsp-eglot-register 'python-mode) (require 'eglot)"
+        ' (princ (format "first %S\\n" (car eglot-server-programs)))'
+        ' (princ (format "contact %S\\n" (cdr (funcall (cdar eglot-server-programs)))))'
+        ' (princ (format "others %S\\n"'
+        "  (cl-count 'fim-lsp--eglot-contact eglot-server-programs :key #'cdr)))",
+    )
+    assert "first (python-mode . fim-lsp--eglot-contact)" in lines, lines
+    assert 'contact ("serve")' in lines, lines
+    assert "others 1" in lines, lines
+
+
+def test_default_keys_are_tab_only(tmp_path: Path) -> None:
+    lines = probe(
+        tmp_path,
+        "(require 'fim-lsp)"
+        " (let (keys)"
+        "  (map-keymap (lambda (key command)"
+        '                (push (format "%s=%s" (single-key-description key) command) keys))'
+        "   fim-lsp-active-map)"
+        '  (princ (format "keys %s\\n" (string-join (sort keys (function string<)) " "))))'
+        # No suggestion shown: C-e, M-f and TAB keep their global meaning.
+        ' (with-temp-buffer (princ (format "idle %S %S %S\\n" (key-binding (kbd "C-e"))'
+        '   (key-binding (kbd "M-f")) (key-binding (kbd "TAB")))))'
+        # Shown: only TAB changes.
+        " (with-temp-buffer (setq fim-lsp--active t)"
+        '  (princ (format "shown %S %S %S\\n" (key-binding (kbd "C-e"))'
+        '   (key-binding (kbd "M-f")) (key-binding (kbd "TAB")))))',
+    )
+    assert "keys <tab>=fim-lsp-accept TAB=fim-lsp-accept" in lines, lines
+    assert "idle move-end-of-line forward-word indent-for-tab-command" in lines, lines
+    assert "shown move-end-of-line forward-word fim-lsp-accept" in lines, lines

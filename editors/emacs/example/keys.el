@@ -1,0 +1,5 @@
+;; Optional: more keys, active only while a suggestion is shown (after `(require 'fim-lsp)')
+(define-key fim-lsp-active-map (kbd "M-f") #'fim-lsp-accept-word)
+(define-key fim-lsp-active-map (kbd "C-e") #'fim-lsp-accept-line)
+(define-key fim-lsp-active-map (kbd "M-]") #'fim-lsp-next)
+(define-key fim-lsp-active-map (kbd "M-[") #'fim-lsp-previous)
