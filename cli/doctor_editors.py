@@ -6,7 +6,7 @@ plugin manager could install things, a language server could start). For each ed
 * Neovim: ``nvim`` on PATH (0.10+), a config under ``~/.config/nvim`` that loads
   ``fim_lsp`` or the plugin in a plugin manager's folder, and the daemon the plugin will
   run: setup's ``cmd``, else ``<plugin>/../../.venv/bin/fim-lsp``, else ``fim-lsp`` on PATH.
-* Emacs: ``emacs`` (28+, eglot built in from 29), an init file that loads ``fim-lsp``
+* Emacs: ``emacs`` (28+), an init file that loads ``fim-lsp``
   or the package under ``~/.emacs.d/elpa``, and the daemon: ``fim-lsp-program``, else the
   ``.venv`` beside ``fim-lsp.el``'s repository, else ``fim-lsp`` on ``exec-path``.
 * VS Code and code-server: the ``fim-lsp.fim-lsp`` extension in their extension folders,
@@ -217,15 +217,6 @@ def check_emacs(env: Environment, section: Section) -> None:
     if numbers < (28,):
         section.add("warn", f"Emacs: {version}: fim-lsp.el needs 28.1 or newer", "install Emacs 28.1+")
         return
-    eglot_dirs = sorted(Path("/usr/share/emacs/site-lisp/elpa").glob("eglot-*")) + sorted(
-        (env.home / ".emacs.d" / "elpa").glob("eglot-*")
-    )
-    if numbers < (29,) and not eglot_dirs:
-        section.add(
-            "warn",
-            f"Emacs {numbers[0]}: eglot is not installed (built in from Emacs 29)",
-            "M-x package-install RET eglot RET, or on Debian: sudo apt-get install elpa-eglot",
-        )
     init_files = [
         env.home / ".emacs",
         env.home / ".emacs.el",
@@ -243,7 +234,7 @@ def check_emacs(env: Environment, section: Section) -> None:
     data["packages"] = [str(path) for path in packages]
     snippet = (
         f'(add-to-list \'load-path "{env.plugin_source("editors/emacs")}")\n'
-        "(require 'fim-lsp)\n(add-hook 'python-mode-hook #'fim-lsp-ensure)"
+        "(require 'fim-lsp)\n(add-hook 'python-mode-hook #'fim-lsp-mode)"
     )
     if not using and not packages:
         section.add(
@@ -260,7 +251,7 @@ def check_emacs(env: Environment, section: Section) -> None:
     daemon = next((venv for venv in venvs if os.access(venv, os.X_OK)), None) or env.which("fim-lsp")
     data["daemon"] = str(daemon) if daemon else None
     if daemon:
-        section.add("ok", f"Emacs: fim-lsp set up in {where}; eglot will run {daemon}")
+        section.add("ok", f"Emacs: fim-lsp set up in {where}; fim-lsp-mode will run {daemon}")
     else:
         section.add(
             "fail",
