@@ -7,6 +7,7 @@ not stop the others from running. Every subcommand takes ``--json PATH``.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 #: subcommand -> (module, one-line help)
@@ -49,6 +50,9 @@ def main(argv: list[str]) -> int:
     if name not in SUBCOMMANDS:
         print(f"fim-lsp bench: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    # A benchmark that is stopped (kill, a CI timeout) must still run its cleanup: the
+    # daemons and llama-server peers it started would otherwise outlive it.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(128 + signal.SIGTERM))
     module_name = SUBCOMMANDS[name][0]
     try:
         module = importlib.import_module(module_name)
