@@ -421,3 +421,26 @@ def test_the_lazy_nvim_spec_loads_the_plugin_from_the_published_layout(tmp_path:
     assert result == {"attached": True, "command": 2}, (run.stdout, run.stderr)
     # The README shows this spec, byte for byte.
     assert f"```lua\n{LAZY_SPEC.read_text()}```" in README.read_text()
+
+
+def test_a_jump_tells_the_daemon_where_the_cursor_went(session: Session) -> None:
+    kit, nvim = session.kit, session.nvim
+    nvim.input("<Esc>")
+    kit.wait_until(lambda: nvim.api.get_mode()["mode"] == "n", "normal mode", timeout=30)
+    long_file = session.fixture.parent / "long.py"
+    long_file.write_text("".join(f"value_{n} = {n}\n" for n in range(60)), encoding="utf-8")
+    try:
+        nvim.command(f"edit {long_file}")
+        kit.wait_until(lambda: session.lua("return #require('fim_lsp').clients(0)") > 0, "attach", timeout=60)
+        before = session.lua(STATUS_PROBE)["cursorMoves"]
+        nvim.command("normal! 45G")  # a jump of more than the plugin's 8 lines
+        kit.wait_until(
+            lambda: session.lua(STATUS_PROBE)["cursorMoves"] > before, "fim/didMoveCursor", timeout=30
+        )
+        # A small move is not worth telling: it shares the prefix just warmed.
+        moved = session.lua(STATUS_PROBE)["cursorMoves"]
+        nvim.command("normal! 2j")
+        time.sleep(1.0)  # well past the plugin's 150 ms debounce
+        assert session.lua(STATUS_PROBE)["cursorMoves"] == moved
+    finally:
+        nvim.command(f"edit! {session.fixture}")
