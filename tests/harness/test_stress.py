@@ -50,7 +50,10 @@ def test_a_short_storm_leaves_nothing_hung(model_path: Path) -> None:
 
 
 def test_hostile_documents_are_all_answered(model_path: Path) -> None:
-    report = hostile_session(OPTIONS, str(model_path), scale=0.02, scaling=False)
+    # What is checked is that every request is answered and the daemon lives: a short
+    # prefix keeps 30 cold prompts on hostile text within the test's time on a busy machine.
+    options = {**OPTIONS, "prefixTokens": 256}
+    report = hostile_session(options, str(model_path), scale=0.02, scaling=False)
     assert report["crashes"] == 0 and report["unanswered"] == 0
     assert all(row["alive"] for row in report["lsp"])
     # A normal file still gets suggestions after them: the end of a file may rightly get
