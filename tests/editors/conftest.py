@@ -70,8 +70,8 @@ def editor_env(home: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("XDG_")}
     env["HOME"] = str(home)
     env["FIM_LSP_CACHE"] = str(models.cache_dir().parent)
-    # Tests check text, not speed: a busy machine must not cut generations short.
-    env["FIM_LSP_OPTIONS"] = '{"timeBudgetMs": 60000}'
+    # The editors run the daemon with its default options, time budget included, as users do.
+    env.pop("FIM_LSP_OPTIONS", None)
     env.update(extra)
     return env
 

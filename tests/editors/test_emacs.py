@@ -74,9 +74,6 @@ def emacs_home(base: Path, kit: Any) -> EmacsHome:
     if not PYLSP.is_file():
         pytest.fail(f"{PYLSP} is missing: install the test extra (`pip install -e '.[test]'`)")
     env = kit.editor_env(home, PATH=f"{PYLSP.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    # The daemon's defaults, time budget included: these tests accept a suggestion cut short
-    # and take the next one, as a user would.
-    env.pop("FIM_LSP_OPTIONS", None)
     return EmacsHome(home, fixture, env)
 
 
