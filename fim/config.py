@@ -56,6 +56,10 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     gpu_layers: Annotated[int, msgspec.Meta(ge=-1), RELOADS_MODEL] = -1
     flash_attn: Annotated[bool, RELOADS_MODEL] = True
     kv_cache_type: Annotated[Literal["f16", "q8_0", "q4_0"], RELOADS_MODEL] = "f16"
+    #: Hold the model in one engine process per user, shared by every editor window with
+    #: the same model settings, instead of one copy per window. It starts with the first
+    #: window and exits after 10 minutes without one.
+    shared_engine: Annotated[bool, RELOADS_MODEL] = False
     #: Documents whose token streams stay in the KV cache.
     document_streams: Annotated[int, msgspec.Meta(ge=0, le=15), RELOADS_MODEL] = 3
     #: Token budget for text before the cursor.

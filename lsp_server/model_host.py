@@ -38,6 +38,12 @@ def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
         raise ModelLoadError(str(error)) from error
     say(f"loading {path.name}")
     try:
+        if config.shared_engine:
+            from dataclasses import asdict
+
+            from fim.shared.client import SharedEngine
+
+            return SharedEngine(asdict(engine_config(config, str(path))))
         return LlamaEngine(engine_config(config, str(path)))
     except MemoryError as error:
         raise ModelLoadError(f"{path}: not enough RAM to load the model") from error

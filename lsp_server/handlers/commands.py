@@ -27,6 +27,9 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         "fimOrder": described.get("order"),
         "threads": described.get("n_threads"),
         "gpuLayersOffloaded": described.get("layers_offloaded"),
+        # With sharedEngine: the host process's socket ("down" while it is not there) and pid.
+        "sharedEngine": described.get("shared_engine"),
+        "sharedEnginePid": described.get("shared_engine_pid"),
         "engineTotals": described.get("totals"),
         "engineBusy": described.get("busy"),
         "documentStreamsHeld": described.get("streams_held"),

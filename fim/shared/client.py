@@ -1,0 +1,265 @@
+"""``SharedEngine``: the ``Backend`` of a daemon whose model lives in the shared host.
+
+The first daemon with given engine settings starts ``fim.shared.host`` and every later
+one connects to it, so several editor windows hold one copy of the model (see
+``fim.shared.host``). Token counting stays in the daemon, on the model's own vocabulary
+loaded without its weights, so context building costs no round trip. When the host is
+gone (it crashed, or exited while idle) the request in flight gets an empty answer and
+the next one starts a new host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fim.backend import (
+    BackendCapabilities,
+    CompletionRequest,
+    CompletionResult,
+    CompletionStats,
+    ModelLoadError,
+    StopCallback,
+)
+from fim.shared.wire import Channel, request_to_wire, runtime_dir, socket_path, stats_from_wire
+
+log = logging.getLogger(__name__)
+
+#: How long a daemon waits for a host it started to load the model and listen.
+SPAWN_TIMEOUT_S = 180.0
+#: A host exits after this long with no daemon connected.
+IDLE_SECONDS = 600.0
+#: How often a waiting request looks at its cancel flag.
+POLL_S = 0.02
+
+
+class HostGone(Exception):
+    """The connection to the shared host closed."""
+
+
+class SharedEngine:
+    """A ``fim.backend.Backend`` whose model runs in the per-user shared host process."""
+
+    def __init__(self, settings: dict[str, Any], *, idle_seconds: float = IDLE_SECONDS) -> None:
+        from fim.llama.vocabulary import open_vocabulary
+
+        self.settings = settings
+        self.idle_seconds = idle_seconds
+        self.socket = socket_path(runtime_dir(), settings)
+        self._stack = contextlib.ExitStack()
+        self.vocabulary = self._stack.enter_context(open_vocabulary(settings["model_path"]))
+        self._channel: Channel | None = None
+        self._answers: dict[int, queue.Queue[dict[str, Any]]] = {}
+        self._answers_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._last_described: dict[str, Any] = {}
+        #: Times this daemon had to start or reconnect to a host (1 for the first).
+        self.connects = 0
+        self._connect()
+
+    # ------------------------------------------------------------------ connection
+    def _connect(self) -> Channel:
+        if self._channel is not None:
+            return self._channel
+        sock = self._try_connect()
+        if sock is None:
+            self._spawn()
+            deadline = time.monotonic() + SPAWN_TIMEOUT_S
+            while sock is None:
+                if time.monotonic() > deadline:
+                    raise ModelLoadError(f"the shared engine did not start within {SPAWN_TIMEOUT_S:.0f} s")
+                time.sleep(0.1)
+                sock = self._try_connect()
+        channel = Channel(sock)
+        self._channel = channel
+        self.connects += 1
+        threading.Thread(target=self._read, args=(channel,), name="shared-engine", daemon=True).start()
+        return channel
+
+    def _try_connect(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.socket))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _spawn(self) -> None:
+        log.info("starting the shared engine on %s", self.socket)
+        command = [
+            sys.executable, "-m", "fim.shared.host", "--socket", str(self.socket),
+            "--settings", json.dumps(self.settings), "--idle-seconds", str(self.idle_seconds),
+        ]  # fmt: skip
+        # Its own session: the host outlives the daemon that started it.
+        with Path(f"{self.socket}.log").open("ab") as log_file:
+            subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True, env={**os.environ, "PYTHONPATH": _import_root()},
+            )  # fmt: skip
+
+    def _read(self, channel: Channel) -> None:
+        try:
+            while True:
+                message = channel.receive()
+                if message is None:
+                    break
+                with self._answers_lock:
+                    answers = self._answers.get(message.get("id", -1))
+                if answers is not None:
+                    answers.put(message)
+        except (OSError, ValueError):
+            pass
+        if self._channel is channel:
+            self._channel = None
+        with self._answers_lock:
+            for answers in self._answers.values():
+                answers.put({"gone": True})
+
+    def _exchange(self, message: dict[str, Any]) -> tuple[int, queue.Queue[dict[str, Any]], Channel]:
+        channel = self._connect()
+        request_id = next(self._ids)
+        answers: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._answers_lock:
+            self._answers[request_id] = answers
+        try:
+            channel.send({**message, "id": request_id})
+        except OSError as error:
+            self._done(request_id)
+            self._channel = None
+            raise HostGone(str(error)) from error
+        return request_id, answers, channel
+
+    def _done(self, request_id: int) -> None:
+        with self._answers_lock:
+            self._answers.pop(request_id, None)
+
+    def _call(self, message: dict[str, Any], timeout: float) -> Any:
+        request_id, answers, _channel = self._exchange(message)
+        try:
+            answer = answers.get(timeout=timeout)
+        finally:
+            self._done(request_id)
+        if answer.get("gone"):
+            raise HostGone("the shared engine closed the connection")
+        if "error" in answer:
+            raise RuntimeError(f"shared engine: {answer['error']}")
+        return answer["result"]
+
+    # ------------------------------------------------------------------ Backend
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        streams = int(self.settings.get("n_streams", 0)) > 0
+        return BackendCapabilities(document_streams=streams, token_healing=True, exact_token_counts=True)
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            described = self._call({"op": "describe"}, timeout=5.0)
+        except (HostGone, ModelLoadError, RuntimeError, queue.Empty):
+            return {**self._last_described, "shared_engine": "down", "shared_engine_pid": None, "busy": False}
+        self._last_described = dict(described)
+        return {**described, "shared_engine": str(self.socket), "shared_engine_connects": self.connects}
+
+    def count_tokens(self, text: str) -> int:
+        return self.vocabulary.count_tokens(text)
+
+    def build_prompt(self, prefix: str, suffix: str) -> Sequence[int]:
+        prompt: list[int] = self._call({"op": "build_prompt", "prefix": prefix, "suffix": suffix}, 60.0)
+        return prompt
+
+    def complete(
+        self,
+        request: CompletionRequest,
+        cancel: threading.Event | None = None,
+        on_text: StopCallback | None = None,
+    ) -> CompletionResult:
+        try:
+            request_id, answers, channel = self._exchange(
+                {"op": "complete", "request": request_to_wire(request)}
+            )
+        except HostGone:
+            return _nothing("the shared engine closed the connection")
+        cancel_sent = False
+        try:
+            while True:
+                if cancel is not None and cancel.is_set() and not cancel_sent:
+                    with contextlib.suppress(OSError):
+                        channel.send({"op": "cancel", "id": request_id})
+                    cancel_sent = True
+                try:
+                    answer = answers.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if answer.get("gone"):
+                    return _nothing("the shared engine closed the connection")
+                if "error" in answer:
+                    return _nothing(f"shared engine: {answer['error']}")
+                if "text" in answer:
+                    stop = bool(on_text(answer["text"])) if on_text is not None else False
+                    with contextlib.suppress(OSError):
+                        channel.send({"op": "verdict", "id": request_id, "stop": stop})
+                    continue
+                result = answer["result"]
+                return CompletionResult(str(result["text"]), stats_from_wire(result["stats"]))
+        finally:
+            self._done(request_id)
+
+    def warm(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
+        try:
+            request_id, answers, channel = self._exchange(
+                {"op": "warm", "key": key, "text": text, "max_tokens": max_tokens}
+            )
+        except HostGone:
+            return 0
+        cancel_sent = False
+        try:
+            while True:
+                if cancel.is_set() and not cancel_sent:
+                    with contextlib.suppress(OSError):
+                        channel.send({"op": "cancel", "id": request_id})
+                    cancel_sent = True
+                try:
+                    answer = answers.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if answer.get("gone") or "error" in answer:
+                    return 0
+                return int(answer["result"])
+        finally:
+            self._done(request_id)
+
+    def forget(self, key: str) -> None:
+        channel = self._channel
+        if channel is not None:
+            with contextlib.suppress(OSError):
+                channel.send({"op": "forget", "key": key})
+
+    def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+        self._stack.close()
+
+
+def _nothing(reason: str) -> CompletionResult:
+    log.warning("%s; the next request starts a new one", reason)
+    return CompletionResult("", CompletionStats(stop_reason="error"))
+
+
+def _import_root() -> str:
+    """The folder that holds the ``fim`` package, so the host imports this same code."""
+    root = str(Path(__file__).resolve().parents[2])
+    existing = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{existing}" if existing else root

@@ -1,0 +1,64 @@
+"""Several daemons, one model: the shared engine host, with the real model, over real LSP.
+
+Two ``fim-lsp serve`` processes with ``sharedEngine`` on (as two editor windows start
+them) find one host process and both get right completions from it. When the host dies
+(a crash in llama.cpp), at most the request in flight goes unanswered with text and the
+next ones are served by a new host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.stress.wire import RawConnection
+
+SOURCE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
+OPTIONS = {"sharedEngine": True, "timeBudgetMs": 60000}
+
+
+def suggestion(connection: RawConnection, uri: str, character: int = 14) -> str:
+    answer = connection.wait(connection.inline(uri, 2, character, invoked=True), 180)
+    assert answer is not None, "no answer"
+    items = (answer.result or {}).get("items") or []
+    return str(items[0]["insertText"]) if items else ""
+
+
+def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path, tmp_path: Path) -> None:
+    windows = [RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)}) for _ in range(2)]
+    hosts: set[Any] = set()
+    try:
+        for window in windows:
+            window.start()
+            window.initialize(OPTIONS)
+        assert all(window.wait_ready()["state"] == "ready" for window in windows)
+        hosts = {window.status()["sharedEnginePid"] for window in windows}
+        assert len(hosts) == 1 and None not in hosts, hosts
+        (host,) = hosts
+        assert host not in {window.pid for window in windows}
+        for index, window in enumerate(windows):
+            uri = f"file:///window{index}/is_even.py"
+            window.open(uri, SOURCE)
+            assert "% 2 == 0" in suggestion(window, uri)
+
+        os.kill(host, signal.SIGKILL)
+        # A document never seen: no cache or type-through can answer, the model must.
+        window, uri = windows[0], "file:///window0/is_odd.py"
+        window.open(uri, SOURCE.replace("is_even", "is_odd").replace("divisible", "not divisible"))
+        texts = [suggestion(window, uri) for _ in range(2)]
+        assert any("% 2" in text for text in texts), texts
+        new_host = window.status()["sharedEnginePid"]
+        hosts.add(new_host)
+        assert new_host not in (None, host)
+        assert all(window.alive for window in windows)
+    finally:
+        for window in windows:
+            window.shutdown()
+        for pid in hosts:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
