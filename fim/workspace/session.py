@@ -87,10 +87,14 @@ class Workspace:
         self.settings = settings or WorkspaceSettings()
         self.reporter = reporter
         self._roots: dict[Path, _Root] = {}
+        #: The roots the editor named, indexed while ``enabled``.
+        self._wanted: set[Path] = set()
         self._lock = threading.Lock()
         self.ring = RecentChunks()
         #: Open buffers' latest text, applied to the index when a context is next chosen.
         self._dirty: dict[str, str] = {}
+        #: Every open buffer's latest text, read again into a new index.
+        self._open: dict[str, str] = {}
         #: The line of each open buffer's latest edit, noted in the ring at the same time.
         self._edited_lines: dict[str, int] = {}
         self._pins: dict[str, Pin] = {}
@@ -100,20 +104,31 @@ class Workspace:
     # ------------------------------------------------------------------ roots
     @property
     def roots(self) -> list[Path]:
+        """The roots being indexed now."""
         with self._lock:
             return list(self._roots)
 
     def set_roots(self, roots: Iterable[Path]) -> None:
         wanted = {root.resolve() for root in roots}
-        for root in self.roots:
-            if root not in wanted:
-                self.remove_root(root)
+        for root in set(self._wanted) - wanted:
+            self.remove_root(root)
         for root in sorted(wanted):
             self.add_root(root)
 
     def add_root(self, root: Path) -> None:
+        """Index ``root`` (now, or once ``workspaceContext`` is switched on)."""
         root = root.resolve()
-        if not self.settings.enabled or not root.is_dir():
+        self._wanted.add(root)
+        if self.settings.enabled:
+            self._start(root)
+
+    def remove_root(self, root: Path) -> None:
+        root = root.resolve()
+        self._wanted.discard(root)
+        self._stop(root)
+
+    def _start(self, root: Path) -> None:
+        if not root.is_dir():
             return
         with self._lock:
             if root in self._roots:
@@ -132,9 +147,9 @@ class Workspace:
         watcher.start()
         log.info("workspace root %s: indexing", root)
 
-    def remove_root(self, root: Path) -> None:
+    def _stop(self, root: Path) -> None:
         with self._lock:
-            entry = self._roots.pop(root.resolve(), None)
+            entry = self._roots.pop(root, None)
         if entry is not None:
             entry.watcher.stop()
         self._pins.clear()
@@ -149,18 +164,19 @@ class Workspace:
             settings.enabled,
         )
         if reindex:
-            roots = self.roots
-            for root in roots:
-                self.remove_root(root)
+            for root in self.roots:
+                self._stop(root)
             if settings.enabled:
-                for root in roots:
-                    self.add_root(root)
+                for root in sorted(self._wanted):
+                    self._start(root)
+                # Open buffers are read again under the new rules when next chosen.
+                self._dirty.update(self._open)
         if reindex or old.budget_tokens != settings.budget_tokens:
             self._pins.clear()
 
     def close(self) -> None:
         for root in self.roots:
-            self.remove_root(root)
+            self._stop(root)
 
     def index_for(self, path: Path) -> WorkspaceIndex | None:
         """The index of the innermost root holding ``path``."""
@@ -189,12 +205,12 @@ class Workspace:
         return (index, path, relative) if relative is not None else None
 
     def opened(self, uri: str, text: str) -> None:
-        self._dirty[uri] = text
+        self._dirty[uri] = self._open[uri] = text
         self.viewed(uri, text, 0)
 
     def changed(self, uri: str, text: str, line: int) -> None:
         """An edit at ``line``: cheap, the index and the ring take it when a context is next chosen."""
-        self._dirty[uri] = text
+        self._dirty[uri] = self._open[uri] = text
         self._edited_lines[uri] = line
 
     def viewed(self, uri: str, text: str, line: int) -> None:
@@ -211,6 +227,7 @@ class Workspace:
 
     def closed(self, uri: str) -> None:
         self._dirty.pop(uri, None)
+        self._open.pop(uri, None)
         self._edited_lines.pop(uri, None)
         self._pins.pop(uri, None)
         self._cursors.pop(uri, None)
@@ -294,14 +311,15 @@ class Workspace:
     def status(self, uri: str | None = None) -> dict[str, Any]:
         """Roots, index sizes and the context chosen for ``uri`` (or the latest pinned)."""
         with self._lock:
-            roots = {
-                str(root): {
+            roots = [
+                {
+                    "root": str(root),
                     "files": len(entry.index),
                     "scanned": entry.index.scanned,
                     "stoppedEarly": entry.index.last_scan.stopped if entry.index.last_scan else "",
                 }
                 for root, entry in self._roots.items()
-            }
+            ]
         pins = self._pins
         if uri is None and pins:
             uri = max(pins, key=lambda key: pins[key].chosen_at)
