@@ -39,6 +39,8 @@ MIN_SIMILARITY = 0.12
 MAX_SIMILAR_FILES = 40
 #: Tokens each file block costs besides its text (separator and path).
 FILE_OVERHEAD_TOKENS = 8
+#: The score of a definition the file imports by name but does not use near the cursor.
+FAR_IMPORT_SCORE = 1.0
 #: A name defined in more files than this is too common to guess which one is meant.
 MAX_GLOBAL_DEFINITIONS = 2
 
@@ -176,20 +178,30 @@ def _definition_chunks(
     }
     chunks: list[Chunk] = []
     found_names: set[str] = set()
+    placed: set[tuple[PurePosixPath, int]] = set()
+    # Names the file imports by name: worth their definitions even far from the cursor.
+    imported_names = {found.parts[-1] for found in current.imports if found.parts}
     for weight, why, group in ((3.0, "imported", imported), (2.0, "same package", same_folder)):
         for path, entry in group.items():
             for definition in entry.definitions:
                 distance = near.get(definition.name)
-                if distance is None or (path, definition.line) in {(c.path, c.line) for c in chunks}:
+                if (path, definition.line) in placed:
+                    continue
+                if distance is not None:
+                    score, reason = weight + _closeness(distance), why
+                elif definition.name in imported_names and group is imported:
+                    score, reason = FAR_IMPORT_SCORE, "imported, used further away"
+                else:
                     continue
                 found_names.add(definition.name)
+                placed.add((path, definition.line))
                 chunks.append(
                     Chunk(
                         path,
                         definition.summary,
                         definition.line,
-                        f"definition of {definition.name} ({why})",
-                        weight + _closeness(distance),
+                        f"definition of {definition.name} ({reason})",
+                        score,
                     )
                 )
     wanted = {name for name in near if name not in found_names and name not in _locally_defined(current.text)}
