@@ -235,9 +235,16 @@ class Workspace:
         if place is not None:
             place[0].drop_buffer(place[1])
 
-    def _flush(self) -> None:
-        dirty, self._dirty = self._dirty, {}
-        edited, self._edited_lines = self._edited_lines, {}
+    def _flush(self, keep: str | None = None) -> None:
+        """Take the open buffers' latest text into the index and the ring.
+
+        ``keep``'s own text waits: a document is never its own context, and parsing it
+        at every pause in it would be wasted until another document asks.
+        """
+        dirty = {uri: text for uri, text in self._dirty.items() if uri != keep}
+        edited = {uri: line for uri, line in self._edited_lines.items() if uri != keep}
+        self._dirty = {uri: text for uri, text in self._dirty.items() if uri == keep}
+        self._edited_lines = {uri: line for uri, line in self._edited_lines.items() if uri == keep}
         for uri, text in dirty.items():
             place = self._place(uri)
             if place is None:
@@ -287,7 +294,7 @@ class Workspace:
         self._cursors[uri] = cursor
 
     def _choose(self, uri: str, text: str, cursor: int, count_tokens: Callable[[str], int]) -> Pin:
-        self._flush()
+        self._flush(keep=uri)
         place = self._place(uri)
         if place is None:
             pin = Pin(Selection(), None, 0, cursor)
