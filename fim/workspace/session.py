@@ -78,6 +78,18 @@ class _Root:
     watcher: WorkspaceWatcher
 
 
+#: Chunks scoring this much are worth a new prefill of the workspace block.
+REPIN_SCORE = 2.0
+
+
+def _covers(pinned: Selection, chosen: Selection) -> bool:
+    """Whether ``pinned`` holds every chunk of ``chosen`` that matters, with the same text."""
+    held = {(chunk.path, chunk.line, chunk.text) for chunk in pinned.chunks}
+    return all(
+        (chunk.path, chunk.line, chunk.text) in held for chunk in chosen.chunks if chunk.score >= REPIN_SCORE
+    )
+
+
 class Workspace:
     """Roots, indexes, open buffers and the pinned context of each document."""
 
@@ -277,14 +289,17 @@ class Workspace:
         """Choose ``uri``'s context again (the user paused) and pin it.
 
         At the document's last cursor; a document never asked for yet is chosen for at
-        its start. The pin changes only when the chosen chunks do.
+        its start. The pin changes only when the new choice holds a chunk that matters
+        (``REPIN_SCORE`` or more: a definition of a name near the cursor) that the pinned
+        one lacks, or holds it with other text: every change costs a prefill of the block
+        and the prefix, so moving about a region keeps the block it has.
         """
         if not self.settings.enabled or self.settings.budget_tokens <= 0:
             return None
         old = self._pins.get(uri)
         cursor = min(self._cursors.get(uri, old.cursor if old is not None else 0), len(text))
         new = self._choose(uri, text, cursor, count_tokens)
-        if old is not None and old.repository == new.repository:
+        if old is not None and old.repository is not None and _covers(old.selection, new.selection):
             self._pins[uri] = old  # the same object: the engine's tokenized copy stays valid
             return old.repository
         return new.repository

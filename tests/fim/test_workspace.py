@@ -284,6 +284,9 @@ def test_a_pinned_context_stays_while_typing_and_changes_after_a_pause(project: 
         assert refreshed is not None and refreshed is not first
         assert "TAX_RATE = 0.2" in dict(refreshed.files)["pkg/models.py"]
         assert workspace.repository_for(uri, typed, len(typed), count) is refreshed
+        # The cursor moves where no other file's name is used: the block it has stays.
+        workspace.cursor_at(uri, 0)
+        assert workspace.refresh(uri, typed, count) is refreshed
 
 
 def test_an_open_buffer_of_an_excluded_file_never_reaches_a_context(project: Path) -> None:
