@@ -364,3 +364,18 @@ def test_max_indexed_files_bounds_the_index(project: Path) -> None:
         index = workspace.index_for(project)
         assert index is not None and len(index) == 2
         assert "maxIndexedFiles" in workspace.status()["roots"][0]["stoppedEarly"]
+
+
+# ---------------------------------------------------------------------- the repository formats
+def test_families_without_repository_tokens_get_path_comments() -> None:
+    from fim.backend import RepositoryContext
+    from fim.templates import DEEPSEEK, ResolvedTemplate
+
+    template = ResolvedTemplate(DEEPSEEK, 1, 2, 3, "psm", 0, frozenset())
+    repository = RepositoryContext("shop", (("src/money.ts", "export const cents = 100"),), "src/cart.py")
+    ids = template.repository_ids(repository, lambda text: [ord(char) for char in text])
+    assert "".join(map(chr, ids)) == "// src/money.ts\nexport const cents = 100\n\n# src/cart.py\n"
+    prompt, stream_end = template.build([ord("x")], [], ids)
+    # BOS, the other files, then the FIM prefix token and the document: all one stream.
+    assert prompt[0] == 0 and prompt[1 : 1 + len(ids)] == ids and prompt[1 + len(ids)] == 1
+    assert stream_end == len(ids) + 3
