@@ -140,7 +140,8 @@ class CompletionPipeline:
             sampling=settings.sampling,
             prompt_lookup=settings.prompt_lookup,
             cold_prefill_ms=settings.cold_prefill_ms,
-            repository=self.repository(doc, cursor),
+            # Chosen (or read from the pin) only when the model will run.
+            repository=self.repository(doc, cursor) if skip_reason is None else None,
         )
         key = (
             context.prefix,
