@@ -100,3 +100,26 @@ async def test_only_the_workspace_context_gives_the_other_files_field(
     result = await raw_client.text_document_inline_completion_async(inline_params(CURSOR, uri=uri))
     texts = [str(item.insert_text) for item in items_of(result)]
     assert not (texts and texts[0].startswith("upstream_hostname")), texts
+
+
+async def test_workspace_folders_follow_the_editor(raw_client: LanguageClient, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "module.py").write_text("def helper() -> int:\n    return 1\n")
+    # No model is needed to index: a missing one keeps the test light.
+    await start_in(raw_client, first, {"model": str(tmp_path / "missing.gguf")})
+    await wait_state(raw_client)
+    await wait_indexed(raw_client, first)
+    raw_client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(
+                added=[types.WorkspaceFolder(uri=second.as_uri(), name="second")],
+                removed=[types.WorkspaceFolder(uri=first.as_uri(), name="first")],
+            )
+        )
+    )
+    indexed = await wait_indexed(raw_client, second)
+    assert indexed["files"] == 1
+    roots = (await status(raw_client))["workspace"]["roots"]
+    assert [entry["root"] for entry in roots] == [str(second.resolve())]
