@@ -41,6 +41,23 @@ class SamplingConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class RepositoryContext:
+    """Other files of the workspace to show the model before the current file.
+
+    Backend-neutral: the in-process engine renders it in the model family's repository
+    format (``fim.templates``); a remote server gets the files as data (llama-server's
+    ``/infill`` takes them as ``input_extra``).
+    """
+
+    #: The workspace's name (its root folder's).
+    name: str
+    #: (path relative to the root, text) of each other file, in prompt order.
+    files: tuple[tuple[str, str], ...]
+    #: The current file's path relative to the root.
+    current_path: str
+
+
 @dataclass
 class CompletionRequest:
     prefix: str
@@ -58,6 +75,8 @@ class CompletionRequest:
     #: When the cache holds too little of the prompt (a cold jump), shorten the prefix so
     #: that evaluating what is missing takes about this long; None never shortens.
     cold_prefill_ms: float | None = None
+    #: Other files to show before the current one; None: the current file alone.
+    repository: RepositoryContext | None = None
 
 
 @dataclass
@@ -123,8 +142,19 @@ class Backend(Protocol):
         """Fill the middle; stops early when ``cancel`` is set or ``on_text`` says so."""
         ...
 
-    def warm(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
-        """Evaluate a document's leading text ahead of a request; returns tokens evaluated."""
+    def warm(
+        self,
+        key: str,
+        text: str,
+        cancel: threading.Event,
+        max_tokens: int | None = None,
+        repository: RepositoryContext | None = None,
+    ) -> int:
+        """Evaluate a document's leading text (after ``repository``) ahead of a request.
+
+        Returns tokens evaluated. ``repository`` must be what the next request sends, or
+        the warm-up is wasted.
+        """
         ...
 
     def forget(self, key: str) -> None:

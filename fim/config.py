@@ -32,6 +32,7 @@ from fim.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from fim.llama import EngineConfig
+    from fim.workspace import WorkspaceSettings
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -104,6 +105,15 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: Evaluate the open document into its stream while the user is idle.
     idle_prefill: bool = True
     idle_prefill_ms: NonNegative = 400
+    #: Show the model definitions and code from other files of the workspace folders
+    #: (never secrets, gitignored files or excludeGlobs).
+    workspace_context: bool = True
+    #: Token budget for other files' context, put before the current file.
+    workspace_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 1024
+    #: Glob patterns (.gitignore syntax, relative to a workspace folder) of files never read.
+    exclude_globs: list[str] = msgspec.field(default_factory=list)
+    #: Files indexed per workspace folder at most.
+    max_indexed_files: Annotated[int, msgspec.Meta(ge=1, le=200000)] = 5000
     log_level: Literal["error", "warning", "info", "debug"] = "info"
 
 
@@ -226,6 +236,18 @@ def derive(config: Config) -> GenerationSettings:
         cold_prefill_ms=config.cold_prefill_ms or None,
         multiline=config.multiline,
         complete_in_comments=config.complete_in_comments,
+    )
+
+
+def workspace_settings(config: Config) -> WorkspaceSettings:
+    """What the workspace index and the context chooser take from the options."""
+    from fim.workspace import WorkspaceSettings
+
+    return WorkspaceSettings(
+        enabled=config.workspace_context,
+        budget_tokens=config.workspace_tokens,
+        exclude_globs=tuple(config.exclude_globs),
+        max_files=config.max_indexed_files,
     )
 
 

@@ -12,19 +12,38 @@ A request is split in two halves because they run on two threads:
   answer, so a cache can serve it without generating.
 * ``CompletionPipeline.run`` runs on the inference thread: the backend generates under
   the post-processing's stop rules, and the result is trimmed.
+
+With a ``RepositorySource`` (the workspace), the request also carries other files of
+the workspace, chosen and pinned per document by the source, so that successive
+prompts for a document share their leading tokens.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from fim.backend import Backend, CompletionRequest, CompletionStats
+from fim.backend import Backend, CompletionRequest, CompletionStats, RepositoryContext
 from fim.config import GenerationSettings
 from fim.context import CompletionContext, Document, Mode, build_context
 from fim.postprocess import StreamFilter
+
+
+class RepositorySource(Protocol):
+    """Other files of the workspace for a document: chosen once, then pinned."""
+
+    def repository_for(
+        self, uri: str, text: str, cursor: int, count_tokens: Callable[[str], int]
+    ) -> RepositoryContext | None:
+        """The pinned context of ``uri`` (chosen now if it has none)."""
+        ...
+
+    def refresh(self, uri: str, text: str, count_tokens: Callable[[str], int]) -> RepositoryContext | None:
+        """Choose ``uri``'s context again (the user paused) and pin it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,9 +103,18 @@ def whole_part_of_cut(text: str, *, multi_line: bool) -> str:
 class CompletionPipeline:
     """Completions from one backend under one set of generation settings."""
 
-    def __init__(self, backend: Backend, settings: GenerationSettings) -> None:
+    def __init__(
+        self, backend: Backend, settings: GenerationSettings, workspace: RepositorySource | None = None
+    ) -> None:
         self.backend = backend
         self.settings = settings
+        self.workspace = workspace
+
+    def repository(self, doc: Document, cursor: int) -> RepositoryContext | None:
+        """The other files pinned for ``doc`` (None without a workspace)."""
+        if self.workspace is None:
+            return None
+        return self.workspace.repository_for(doc.uri, doc.text, cursor, self.backend.count_tokens)
 
     def plan(self, doc: Document, cursor: int) -> Plan:
         """Cut the context at ``cursor`` and decide what to generate (event loop, cheap)."""
@@ -112,8 +140,17 @@ class CompletionPipeline:
             sampling=settings.sampling,
             prompt_lookup=settings.prompt_lookup,
             cold_prefill_ms=settings.cold_prefill_ms,
+            # Chosen (or read from the pin) only when the model will run.
+            repository=self.repository(doc, cursor) if skip_reason is None else None,
         )
-        key = (context.prefix, context.suffix, mode, settings.max_tokens, settings.sampling.temperature)
+        key = (
+            context.prefix,
+            context.suffix,
+            mode,
+            settings.max_tokens,
+            settings.sampling.temperature,
+            request.repository,
+        )
         return Plan(context, mode, skip_reason, key, request)
 
     def _mode(self, context: CompletionContext) -> Mode:
@@ -136,9 +173,23 @@ class CompletionPipeline:
             text = whole_part_of_cut(text, multi_line=plan.mode is Mode.MULTI_LINE)
         return Generation(stream_filter.finish(text), result.stats)
 
-    def warm(self, doc: Document, prefix_start: int, cancel: threading.Event) -> int:
-        """Evaluate the document's leading text from ``prefix_start`` into its stream."""
+    def refresh_context(self, doc: Document) -> RepositoryContext | None:
+        """Choose ``doc``'s workspace context again before a warm-up (event loop)."""
+        if self.workspace is None:
+            return None
+        return self.workspace.refresh(doc.uri, doc.text, self.backend.count_tokens)
+
+    def warm(
+        self,
+        doc: Document,
+        prefix_start: int,
+        cancel: threading.Event,
+        repository: RepositoryContext | None = None,
+    ) -> int:
+        """Evaluate ``repository`` and the document's text from ``prefix_start`` into its stream."""
         budget = self.settings.budgets.prefix_tokens
         # Characters are a cheap upper bound here; the backend cuts at the token budget.
         text = doc.text[prefix_start : prefix_start + budget * 6]
-        return self.backend.warm(doc.uri, text, cancel, max_tokens=budget)
+        if repository is None:
+            return self.backend.warm(doc.uri, text, cancel, max_tokens=budget)
+        return self.backend.warm(doc.uri, text, cancel, max_tokens=budget, repository=repository)

@@ -1,9 +1,12 @@
 """FIM prompt formats as data, detected from the model's vocabulary.
 
-A template names the three control tokens by their text and the order they go in. The
-prompt is assembled as token ids: control tokens are inserted by id and buffer text is
-tokenized with special-token parsing off, so text such as ``<|fim_middle|>`` inside the
-user's code can never become a control token.
+A template names the three control tokens by their text and the order they go in, and
+the family's repository format: the tokens that introduce the repository and each file
+(Qwen2.5-Coder's ``<|repo_name|>`` and ``<|file_sep|>``), or, for families without them
+(DeepSeek-Coder), a path comment before each file. The prompt is assembled as token
+ids: control tokens are inserted by id and buffer text is tokenized with special-token
+parsing off, so text such as ``<|fim_middle|>`` inside the user's code can never become
+a control token.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from fim import languages
+from fim.backend import RepositoryContext
 
 Order = Literal["psm", "spm"]
 
@@ -28,6 +34,10 @@ class FimTemplate:
     stop: tuple[str, ...] = ()
     #: Whether the model expects its BOS token first.
     add_bos: bool = False
+    #: The token before the repository's name, and the one before each file's path, in
+    #: the family's repository-level format; None: files get path comments instead.
+    repo_name: str | None = None
+    file_separator: str | None = None
 
 
 QWEN = FimTemplate(
@@ -46,6 +56,8 @@ QWEN = FimTemplate(
         "<|fim_suffix|>",
         "<|fim_middle|>",
     ),
+    repo_name="<|repo_name|>",
+    file_separator="<|file_sep|>",
 )
 
 # DeepSeek-Coder writes its tokens with U+FF5C (fullwidth vertical line) and U+2581.
@@ -66,6 +78,8 @@ STARCODER = FimTemplate(
     middle="<fim_middle>",
     order="spm",
     stop=("<|endoftext|>", "<file_sep>", "<fim_pad>"),
+    repo_name="<reponame>",
+    file_separator="<file_sep>",
 )
 
 CODELLAMA = FimTemplate(
@@ -106,15 +120,22 @@ class ResolvedTemplate:
     order: Order
     bos_id: int | None
     stop_ids: frozenset[int]
+    repo_name_id: int | None = None
+    file_separator_id: int | None = None
 
-    def build(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int]) -> tuple[list[int], int]:
+    def build(
+        self, prefix_ids: Sequence[int], suffix_ids: Sequence[int], context_ids: Sequence[int] = ()
+    ) -> tuple[list[int], int]:
         """Assemble the prompt; returns the ids and how many leading ids are file prefix.
 
-        The second value marks the end of the part of the prompt that is a leading part
-        of the document's own token stream (PSM only; 0 for SPM), which the engine uses
-        to share KV cache between requests at different cursors.
+        ``context_ids`` (other files, from ``repository_ids``) go first, after BOS, so
+        that they are a leading part of every prompt for the document. The second value
+        marks the end of the part of the prompt that is a leading part of the document's
+        own token stream (PSM only; 0 for SPM), which the engine uses to share KV cache
+        between requests at different cursors.
         """
         head = [self.bos_id] if self.bos_id is not None else []
+        head += context_ids
         if self.order == "psm":
             tokens = [*head, self.prefix_id, *prefix_ids]
             stream_end = len(tokens)
@@ -122,6 +143,34 @@ class ResolvedTemplate:
             return tokens, stream_end
         tokens = [*head, self.suffix_id, *suffix_ids, self.prefix_id, *prefix_ids, self.middle_id]
         return tokens, 0
+
+    def repository_ids(
+        self, repository: RepositoryContext, tokenize: Callable[[str], list[int]]
+    ) -> list[int]:
+        """The other files and the current file's header, in the family's repository format.
+
+        Each piece of text is tokenized on its own, so the ids of a file do not depend on
+        its neighbours and the control tokens stay ids.
+        """
+        ids: list[int] = []
+        separator = self.file_separator_id
+        if separator is not None:
+            if self.repo_name_id is not None:
+                ids += [self.repo_name_id, *tokenize(f"{repository.name}\n")]
+            for path, text in repository.files:
+                ids += [separator, *tokenize(f"{path}\n{text.rstrip()}\n")]
+            ids += [separator, *tokenize(f"{repository.current_path}\n")]
+            return ids
+        for path, text in repository.files:
+            ids += tokenize(f"{path_comment(path)}\n{text.rstrip()}\n\n")
+        ids += tokenize(f"{path_comment(repository.current_path)}\n")
+        return ids
+
+
+def path_comment(path: str) -> str:
+    """A line comment naming a file, in the file's own language (``# pkg/a.py``)."""
+    markers = languages.language_for("", path).line_comment
+    return f"{markers[0] if markers else '#'} {path}"
 
 
 TokenLookup = Callable[[str], int | None]
@@ -157,6 +206,8 @@ def detect(
             order=order or template.order,
             bos_id=bos_id if template.add_bos else None,
             stop_ids=frozenset(stop_ids) | eog_ids,
+            repo_name_id=lookup(template.repo_name) if template.repo_name else None,
+            file_separator_id=lookup(template.file_separator) if template.file_separator else None,
         )
     if min(vocab_fim_ids) >= 0:
         names = tuple(id_to_text(i) if id_to_text else str(i) for i in vocab_fim_ids)

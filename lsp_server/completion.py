@@ -27,6 +27,7 @@ from fim.backend import CompletionStats
 from fim.config import derive
 from fim.context import Document, Mode
 from fim.pipeline import CompletionPipeline, Generation, Plan
+from fim.workspace import Workspace
 from lsp_server.model_host import ModelHost
 from lsp_server.scheduler import Cancelled, Scheduler
 from lsp_server.settings import SessionSettings
@@ -80,6 +81,8 @@ class CompletionService:
     scheduler: Scheduler
     host: ModelHost
     settings: SessionSettings
+    #: Other files' context; None or switched off by ``workspaceContext``: the file alone.
+    workspace: Workspace | None = None
     counters: Counters = field(default_factory=Counters)
     last_stats: CompletionStats | None = None
     #: Why the last request of each document got nothing; a suggestion clears it.
@@ -108,7 +111,9 @@ class CompletionService:
         backend = self.host.ready_backend
         if backend is None:
             return None
-        return CompletionPipeline(backend, derive(self.settings.config))
+        config = self.settings.config
+        workspace = self.workspace if config.workspace_context and config.workspace_tokens > 0 else None
+        return CompletionPipeline(backend, derive(config), workspace)
 
     def language_enabled(self, language_id: str) -> bool:
         config = self.settings.config

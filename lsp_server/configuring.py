@@ -12,7 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from fim.config import CONFIG_SECTION
+from fim.config import CONFIG_SECTION, workspace_settings
 from lsp_server.loading import load_model
 from lsp_server.logs import set_log_level
 from lsp_server.protocol import FimServer
@@ -26,6 +26,7 @@ def apply_layer(ls: FimServer, services: Services, **layer: Any) -> None:
     for problem in services.settings.update(**layer):
         ls.show(str(problem), types.MessageType.Warning)
     set_log_level(services.settings.config.log_level)
+    services.workspace.configure(workspace_settings(services.settings.config))
 
 
 async def apply_settings(ls: FimServer, services: Services, settings: Any, *, reload: bool = True) -> None:

@@ -96,9 +96,14 @@ class IdlePrefill:
         start = self._anchors.pop(uri, None)
         if start is None:
             start = self.completions.prefix_start(uri)
+        # The pause is when the workspace context may change: the warm-up then evaluates
+        # the new one, and the keystrokes after it find it in the cache.
+        repository = pipeline.refresh_context(doc)
         job = self.scheduler.new_job("idle", uri)
         try:
-            evaluated = await self.scheduler.run(job, lambda cancel: pipeline.warm(doc, start, cancel))
+            evaluated = await self.scheduler.run(
+                job, lambda cancel: pipeline.warm(doc, start, cancel, repository)
+            )
         except (Cancelled, asyncio.CancelledError):
             return
         self.warmed_tokens += evaluated

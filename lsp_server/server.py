@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp_server.handlers import commands, completion, configuration, cursor, documents, lifecycle
+from lsp_server.handlers import commands, completion, configuration, cursor, documents, lifecycle, workspace
 from lsp_server.protocol import FimServer
 from lsp_server.services import Services
 
@@ -18,6 +18,6 @@ def create_server(cli_overrides: dict[str, Any] | None = None) -> tuple[FimServe
     """A pygls server with every handler registered, and the session's services."""
     server = FimServer()
     services = Services.build(cli_overrides)
-    for module in (lifecycle, configuration, documents, cursor, completion, commands):
+    for module in (lifecycle, configuration, documents, cursor, completion, commands, workspace):
         module.register(server, services)
     return server, services

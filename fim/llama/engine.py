@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import threading
@@ -31,6 +32,7 @@ from fim.backend import (
     CompletionResult,
     CompletionStats,
     ModelLoadError,
+    RepositoryContext,
     StopCallback,
 )
 from fim.llama.generation import Decoding, Generator, sampler_chain
@@ -54,6 +56,8 @@ COLD_MIN_TOKENS = 64
 ASSUMED_PREFILL_RATE = 150.0
 #: Prefills shorter than this say little about the speed; they are not measured.
 RATE_MIN_TOKENS = 32
+#: Other files' context never takes more than this share of the context window.
+MAX_CONTEXT_SHARE = 0.5
 
 
 def physical_cores() -> int:
@@ -213,6 +217,9 @@ class LlamaEngine:
         self._prefill_rate = ASSUMED_PREFILL_RATE
         self.model_path = str(path)
         self.model_description = self._model_description()
+        #: The last repository context and its ids: the same one comes back keystroke
+        #: after keystroke (the workspace pins it), and is tokenized once.
+        self._context_ids: tuple[RepositoryContext, list[int]] | None = None
 
     def _release_model(self) -> None:
         if self._model:
@@ -301,23 +308,37 @@ class LlamaEngine:
         """The prompt ids for this prefix and suffix, trimmed to fit n_ctx."""
         return self.build_prompt_with_stream_end(prefix, suffix)[0]
 
+    def context_ids(self, repository: RepositoryContext | None) -> list[int]:
+        """Other files' ids in the model family's repository format ([] for None)."""
+        if repository is None:
+            return []
+        cached = self._context_ids
+        if cached is not None and cached[0] == repository:
+            return cached[1]
+        ids = self.template.repository_ids(repository, self.tokenize)
+        if len(ids) > self.n_ctx * MAX_CONTEXT_SHARE:
+            ids = []  # the settings' budgets normally prevent this
+        self._context_ids = (repository, ids)
+        return ids
+
     def build_prompt_with_stream_end(
-        self, prefix: str, suffix: str, reserve: int = 0
+        self, prefix: str, suffix: str, reserve: int = 0, repository: RepositoryContext | None = None
     ) -> tuple[list[int], int]:
         """Prompt ids and the length of its document-stream part, trimmed to fit n_ctx.
 
-        ``reserve`` tokens are left free for generation.
+        ``reserve`` tokens are left free for generation; ``repository``'s files go first.
         """
+        context_ids = self.context_ids(repository)
         prefix_ids = self.tokenize(prefix)
         suffix_ids = self.tokenize(suffix)
-        room = self.n_ctx - reserve - 4
+        room = self.n_ctx - reserve - 4 - len(context_ids)
         if len(suffix_ids) > room // 2:
             suffix_ids = suffix_ids[: room // 2]
         overflow = len(prefix_ids) + len(suffix_ids) - room
         if overflow > 0:
             # Keep the text nearest the cursor; the caller's budgets normally prevent this.
             prefix_ids = prefix_ids[overflow:]
-        return self.template.build(prefix_ids, suffix_ids)
+        return self.template.build(prefix_ids, suffix_ids, context_ids)
 
     # ------------------------------------------------------------------ requests
     def complete(
@@ -332,7 +353,7 @@ class LlamaEngine:
         started = time.perf_counter()
         self.totals["requests"] += 1
         prompt, stream_end = self.build_prompt_with_stream_end(
-            request.prefix, request.suffix, reserve=request.max_tokens
+            request.prefix, request.suffix, reserve=request.max_tokens, repository=request.repository
         )
         if request.cold_prefill_ms is not None:
             prompt, stream_end, stats.prefix_cut_tokens = self._fit_cold_prompt(request, prompt, stream_end)
@@ -375,6 +396,15 @@ class LlamaEngine:
         budget = max(COLD_MIN_TOKENS, int(self._prefill_rate * request.cold_prefill_ms / 1000))
         if missing <= budget:
             return prompt, stream_end, 0
+        if request.repository is not None:
+            # Cold: this answer goes without the other files; the idle warm-up evaluates
+            # them with the prefix for the next request. Never cached (a cut is counted).
+            plain = dataclasses.replace(request, repository=None)
+            prompt, stream_end = self.build_prompt_with_stream_end(
+                plain.prefix, plain.suffix, reserve=plain.max_tokens
+            )
+            shorter, shorter_end, cut = self._fit_cold_prompt(plain, prompt, stream_end)
+            return shorter, shorter_end, max(1, cut)
         prefix_tokens = max(1, stream_end - 1)
         others = len(prompt) - prefix_tokens
         keep = max(COLD_MIN_TOKENS // 2, budget - others)
@@ -441,18 +471,26 @@ class LlamaEngine:
         return True
 
     # ------------------------------------------------------------------ documents
-    def warm(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
-        """Evaluate a document's leading text into its stream while the user is idle.
+    def warm(
+        self,
+        key: str,
+        text: str,
+        cancel: threading.Event,
+        max_tokens: int | None = None,
+        repository: RepositoryContext | None = None,
+    ) -> int:
+        """Evaluate a document's leading text (after ``repository``) into its stream while idle.
 
         Returns the number of tokens evaluated. Cancellable between and inside chunks;
         what was evaluated stays.
         """
-        tokens, stream_end = self.template.build(self.tokenize(text), [])
+        context_ids = self.context_ids(repository)
+        tokens, stream_end = self.template.build(self.tokenize(text), [], context_ids)
         if stream_end == 0 or self.n_seq < 2:
             return 0
         tokens = tokens[: stream_end - BOUNDARY_TOKENS]
         if max_tokens is not None:
-            tokens = tokens[:max_tokens]
+            tokens = tokens[: max_tokens + len(context_ids) + 2]
         self._fit_threads()
         with self._abort.watching(cancel):
             evaluated = self.kv.warm_stream(key, tokens, cancel)

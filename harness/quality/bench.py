@@ -421,9 +421,15 @@ async def run_chosen(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    if "--cross-file" in argv:
+        from harness.quality import crossfile
+
+        return crossfile.main([arg for arg in argv if arg != "--cross-file"])
     parser = argparse.ArgumentParser(
         prog="fim-lsp bench quality",
         description="HumanEval-infilling pass@1 and SantaCoder-FIM exact match through the daemon.",
+        epilog="--cross-file: holes that need a definition from another file, with and without "
+        "workspace context (fim-lsp bench quality --cross-file -h).",
     )
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="a .jsonl or .jsonl.gz file")
     parser.add_argument("--limit", type=int, default=None, help="at most this many tasks (after --every)")

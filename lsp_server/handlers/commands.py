@@ -38,6 +38,7 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         "openDocuments": len(services.documents),
         "idlePrefillTokens": services.idle.warmed_tokens,
         "cursorMoves": services.idle.cursor_moves,
+        "workspace": services.workspace.status(),
         **services.completions.status(),
     }
 

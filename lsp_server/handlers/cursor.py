@@ -44,4 +44,7 @@ def register(server: FimServer, services: Services) -> None:
         doc = services.documents.get(uri)
         if doc is None or line < 0 or character < 0:
             return
-        services.idle.cursor_moved(uri, doc.offset_at(line, character, ls.encoding))
+        offset = doc.offset_at(line, character, ls.encoding)
+        services.workspace.cursor_at(uri, offset)
+        services.workspace.viewed(uri, doc.text, line)
+        services.idle.cursor_moved(uri, offset)

@@ -21,6 +21,7 @@ def register(server: FimServer, services: Services) -> None:
     def did_open(_ls: FimServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         documents[item.uri] = Document(item.uri, item.text, item.language_id, item.version)
+        services.workspace.opened(item.uri, item.text)
         # The user is about to need this file: warm it now, not after a pause.
         services.idle.touch(item.uri, now=True)
 
@@ -35,9 +36,11 @@ def register(server: FimServer, services: Services) -> None:
         if doc is None:
             log.warning("didChange for a document that was never opened: %s", uri)
             return
+        edited_line = 0
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
+                edited_line = start.line
                 doc.apply_change(
                     ((start.line, start.character), (end.line, end.character)),
                     change.text,
@@ -46,6 +49,7 @@ def register(server: FimServer, services: Services) -> None:
             else:
                 doc.apply_change(None, change.text, ls.encoding)
         doc.version = params.text_document.version
+        services.workspace.changed(uri, doc.text, edited_line)
         services.idle.touch(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -55,6 +59,7 @@ def register(server: FimServer, services: Services) -> None:
         documents.pop(uri, None)
         services.completions.forget_document(uri)
         services.idle.forget(uri)
+        services.workspace.closed(uri)
         backend = services.host.backend
         if backend is not None:
             # Backends are used only from the inference thread.

@@ -15,6 +15,7 @@ import time
 from lsprotocol import types
 
 from lsp_server.configuring import apply_layer, pull_configuration
+from lsp_server.handlers.workspace import roots_from_initialize, start_indexing
 from lsp_server.loading import load_model
 from lsp_server.logs import forward_logs
 from lsp_server.protocol import FimServer
@@ -49,6 +50,7 @@ def register(server: FimServer, services: Services) -> None:
         workspace = params.capabilities.workspace
         services.supports_configuration_pull = bool(workspace and workspace.configuration)
         apply_layer(ls, services, initialization_options=params.initialization_options)
+        services.initial_roots = roots_from_initialize(params)
         if params.process_id:
             watch_parent(params.process_id)
 
@@ -56,8 +58,10 @@ def register(server: FimServer, services: Services) -> None:
     async def initialized(ls: FimServer, _params: types.InitializedParams) -> None:
         if services.supports_configuration_pull:
             await pull_configuration(ls, services, reload=False)
+        start_indexing(services, services.initial_roots)
         await load_model(ls, services)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(_ls: FimServer, _params: None) -> None:
         services.scheduler.shutdown()
+        services.workspace.close()

@@ -18,6 +18,7 @@ from fim.backend import (
     CompletionRequest,
     CompletionResult,
     CompletionStats,
+    RepositoryContext,
     StopCallback,
     StopReason,
 )
@@ -72,7 +73,14 @@ class ScriptedBackend:
         stats.stop_reason = self.stop_reason
         return CompletionResult(text, stats)
 
-    def warm(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
+    def warm(
+        self,
+        key: str,
+        text: str,
+        cancel: threading.Event,
+        max_tokens: int | None = None,
+        repository: RepositoryContext | None = None,
+    ) -> int:
         self.warmed.append(key)
         return self.count_tokens(text)
 
