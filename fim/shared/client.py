@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from fim.backend import (
     CompletionResult,
     CompletionStats,
     ModelLoadError,
+    RepositoryContext,
     StopCallback,
 )
 from fim.shared.wire import Channel, request_to_wire, runtime_dir, socket_path, stats_from_wire
@@ -216,10 +218,18 @@ class SharedEngine:
         finally:
             self._done(request_id)
 
-    def warm(self, key: str, text: str, cancel: threading.Event, max_tokens: int | None = None) -> int:
+    def warm(
+        self,
+        key: str,
+        text: str,
+        cancel: threading.Event,
+        max_tokens: int | None = None,
+        repository: RepositoryContext | None = None,
+    ) -> int:
+        context = asdict(repository) if repository is not None else None
         try:
             request_id, answers, channel = self._exchange(
-                {"op": "warm", "key": key, "text": text, "max_tokens": max_tokens}
+                {"op": "warm", "key": key, "text": text, "max_tokens": max_tokens, "repository": context}
             )
         except HostGone:
             return 0

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fim.backend import CompletionStats
-from fim.shared.wire import Channel, request_from_wire
+from fim.shared.wire import Channel, repository_from_wire, request_from_wire
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ class EngineHost:
         if job.kind == "warm":
             evaluated = 0
             if not job.cancel.is_set():
-                evaluated = self.engine.warm(
-                    message["key"], message["text"], job.cancel, message.get("max_tokens")
-                )
+                limit = message.get("max_tokens")
+                repository = repository_from_wire(message.get("repository"))
+                evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
             job.channel.send({"id": request_id, "result": evaluated})
             return
         if job.cancel.is_set():

@@ -27,7 +27,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from fim.backend import CompletionRequest, CompletionStats, SamplingConfig
+from fim.backend import CompletionRequest, CompletionStats, RepositoryContext, SamplingConfig
 
 #: Bytes of one message at most; a prefix and suffix of a huge file stay well below.
 MAX_MESSAGE = 64 * 2**20
@@ -41,7 +41,15 @@ def request_from_wire(data: dict[str, Any]) -> CompletionRequest:
     known = {field.name for field in fields(CompletionRequest)}
     values = {key: value for key, value in data.items() if key in known}
     values["sampling"] = SamplingConfig(**values.get("sampling", {}))
+    values["repository"] = repository_from_wire(values.get("repository"))
     return CompletionRequest(**values)
+
+
+def repository_from_wire(data: dict[str, Any] | None) -> RepositoryContext | None:
+    if data is None:
+        return None
+    files = tuple((str(path), str(text)) for path, text in data["files"])
+    return RepositoryContext(name=data["name"], files=files, current_path=data["current_path"])
 
 
 def stats_from_wire(data: dict[str, Any]) -> CompletionStats:
