@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "storm": ("harness.stress.storm", "1,000 keystrokes/s on one document; hung requests, time to idle"),
     "hostile": ("harness.stress.hostile", "huge, minified, binary and pathological documents, timed"),
     "engine": ("harness.micro.engine", "engine benchmark (prefill, decode, reuse)"),
+    "ipc": ("harness.micro.ipc", "the engine's own process (sharedEngine): round trip and cost per request"),
     "kv": ("cli.kv_bench", "KV cache types (f16, q8_0, q4_0) side by side: memory and speed"),
 }
 

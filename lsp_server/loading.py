@@ -40,6 +40,10 @@ async def load_model(ls: FimServer, services: Services) -> None:
         if use_progress:
             loop.call_soon_threadsafe(progress.report, token, types.WorkDoneProgressReport(message=message))
 
+    def warn(message: str) -> None:
+        loop.call_soon_threadsafe(ls.show, message, types.MessageType.Warning)
+
+    services.host.warn = warn
     outcome = await services.host.load(config, say)
     if use_progress:
         message = "model ready" if outcome.backend else "model failed to load"

@@ -28,7 +28,9 @@ class LoadOutcome:
     error: str | None
 
 
-def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
+def load_backend(
+    config: Config, say: Callable[[str], None], warn: Callable[[str], None] | None = None
+) -> Backend:
     """Resolve the model (fetching only if allowed) and load it; raises ModelLoadError."""
     from fim.llama import LlamaEngine  # loads llama.cpp's library on first use
 
@@ -43,7 +45,7 @@ def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
 
             from fim.shared.client import SharedEngine
 
-            return SharedEngine(asdict(engine_config(config, str(path))))
+            return SharedEngine(asdict(engine_config(config, str(path))), warn=warn)
         return LlamaEngine(engine_config(config, str(path)))
     except MemoryError as error:
         raise ModelLoadError(f"{path}: not enough RAM to load the model") from error
@@ -57,6 +59,8 @@ class ModelHost:
         self.error: str | None = None
         self.loaded_for: Config | None = None
         self.generation = 0
+        #: Tells the user about trouble after the load (the model process stopped).
+        self.warn: Callable[[str], None] | None = None
 
     @property
     def ready_backend(self) -> Backend | None:
@@ -81,7 +85,7 @@ class ModelHost:
             if old is not None:
                 old.close()
             try:
-                return LoadOutcome(load_backend(config, say), None)
+                return LoadOutcome(load_backend(config, say, self.warn), None)
             except ModelLoadError as error:
                 return LoadOutcome(None, str(error))
             except Exception as error:  # llama.cpp can fail in ways we do not know yet

@@ -16,12 +16,13 @@ import json
 import logging
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,22 @@ class HostGone(Exception):
 class SharedEngine:
     """A ``fim.backend.Backend`` whose model runs in the per-user shared host process."""
 
-    def __init__(self, settings: dict[str, Any], *, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         from fim.llama.vocabulary import open_vocabulary
 
         self.settings = settings
         self.idle_seconds = idle_seconds
+        #: Tells the user, once per loss, that the model process stopped and is restarting.
+        self.warn = warn
+        self._process: subprocess.Popen[bytes] | None = None
+        self._restarting = threading.Event()
+        self._closing = False
         self.socket = socket_path(runtime_dir(), settings)
         self._stack = contextlib.ExitStack()
         self.vocabulary = self._stack.enter_context(open_vocabulary(settings["model_path"]))
@@ -69,21 +81,36 @@ class SharedEngine:
         self._last_described: dict[str, Any] = {}
         #: Times this daemon had to start or reconnect to a host (1 for the first).
         self.connects = 0
+        #: Times the host went away under this daemon.
+        self.losses = 0
         self._connect()
 
     # ------------------------------------------------------------------ connection
     def _connect(self) -> Channel:
         if self._channel is not None:
             return self._channel
+        if self._restarting.is_set():
+            raise HostGone("the model process is restarting")  # answer empty meanwhile
+        return self._attach(self._open_socket())
+
+    def _open_socket(self) -> socket.socket:
+        """A connection to the host, starting one if none answers; raises ModelLoadError."""
         sock = self._try_connect()
-        if sock is None:
-            self._spawn()
-            deadline = time.monotonic() + SPAWN_TIMEOUT_S
-            while sock is None:
-                if time.monotonic() > deadline:
-                    raise ModelLoadError(f"the shared engine did not start within {SPAWN_TIMEOUT_S:.0f} s")
-                time.sleep(0.1)
-                sock = self._try_connect()
+        if sock is not None:
+            return sock
+        process = self._spawn()
+        deadline = time.monotonic() + SPAWN_TIMEOUT_S
+        while sock is None:
+            if time.monotonic() > deadline:
+                raise ModelLoadError(f"the shared engine did not start within {SPAWN_TIMEOUT_S:.0f} s")
+            # Exit 0 means another daemon's host took the socket: keep trying to connect.
+            if process.poll() not in (None, 0):
+                raise ModelLoadError(f"the shared engine failed to start: {self._log_tail()}")
+            time.sleep(0.1)
+            sock = self._try_connect()
+        return sock
+
+    def _attach(self, sock: socket.socket) -> Channel:
         channel = Channel(sock)
         self._channel = channel
         self.connects += 1
@@ -99,18 +126,30 @@ class SharedEngine:
             return None
         return sock
 
-    def _spawn(self) -> None:
+    @property
+    def log_path(self) -> Path:
+        return Path(f"{self.socket}.log")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1] if lines else "no log"
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         log.info("starting the shared engine on %s", self.socket)
         command = [
             sys.executable, "-m", "fim.shared.host", "--socket", str(self.socket),
             "--settings", json.dumps(self.settings), "--idle-seconds", str(self.idle_seconds),
         ]  # fmt: skip
         # Its own session: the host outlives the daemon that started it.
-        with Path(f"{self.socket}.log").open("ab") as log_file:
-            subprocess.Popen(
+        with self.log_path.open("ab") as log_file:
+            self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                 start_new_session=True, env={**os.environ, "PYTHONPATH": _import_root()},
             )  # fmt: skip
+        return self._process
 
     def _read(self, channel: Channel) -> None:
         try:
@@ -129,6 +168,41 @@ class SharedEngine:
         with self._answers_lock:
             for answers in self._answers.values():
                 answers.put({"gone": True})
+        if not self._closing:
+            self._lost()
+
+    def _lost(self) -> None:
+        """The host went away: say so once, and start another in the background."""
+        self.losses += 1
+        process = self._process
+        code = None
+        if process is not None:
+            # The socket closes as the process dies, a moment before it can be reaped.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(timeout=2.0)
+        if code is not None and code < 0:
+            reason = f"killed by {signal.Signals(-code).name}"
+        elif code is not None:
+            reason = f"exited with code {code}"
+        else:
+            reason = "its connection closed"
+        message = (
+            f"fim-lsp: the model process stopped ({reason}); it is being restarted and "
+            f"suggestions resume when it is back. Its log: {self.log_path}"
+        )
+        log.warning("%s", message)
+        if self.warn is not None:
+            self.warn(message)
+        self._restarting.set()
+        threading.Thread(target=self._restart, name="shared-engine-restart", daemon=True).start()
+
+    def _restart(self) -> None:
+        try:
+            self._attach(self._open_socket())
+        except (ModelLoadError, OSError) as error:
+            log.warning("the model process did not come back: %s", error)
+        finally:
+            self._restarting.clear()
 
     def _exchange(self, message: dict[str, Any]) -> tuple[int, queue.Queue[dict[str, Any]], Channel]:
         channel = self._connect()
@@ -159,6 +233,10 @@ class SharedEngine:
         if "error" in answer:
             raise RuntimeError(f"shared engine: {answer['error']}")
         return answer["result"]
+
+    def ping(self) -> None:
+        """One round trip to the host and back, no engine work (for the IPC benchmark)."""
+        self._call({"op": "ping"}, timeout=5.0)
 
     # ------------------------------------------------------------------ Backend
     @property
@@ -257,6 +335,7 @@ class SharedEngine:
                 channel.send({"op": "forget", "key": key})
 
     def close(self) -> None:
+        self._closing = True
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()

@@ -105,7 +105,9 @@ class EngineHost:
     def _dispatch(self, channel: Channel, message: dict[str, Any]) -> None:
         op = message.get("op")
         request_id = message.get("id")
-        if op == "describe":
+        if op == "ping":
+            channel.send({"id": request_id, "result": None})
+        elif op == "describe":
             described = {**self.engine.describe(), "shared_engine_pid": os.getpid()}
             channel.send({"id": request_id, "result": described})
         elif op == "build_prompt":

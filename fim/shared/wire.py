@@ -4,7 +4,7 @@ Every message is one JSON object on one line. Requests carry an ``op`` and, when
 expect an answer, an ``id`` chosen by the client; answers and stream events carry that
 ``id``. The messages:
 
-* client → host: ``describe``, ``build_prompt``, ``complete`` (with the request),
+* client → host: ``ping``, ``describe``, ``build_prompt``, ``complete`` (with the request),
   ``verdict`` (may the generation go on after this text?), ``cancel``, ``warm``,
   ``forget``;
 * host → client: ``result`` (the answer to ``describe``, ``build_prompt``, ``warm`` and

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.stress.wire import RawConnection
 
 SOURCE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
@@ -46,8 +48,14 @@ def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path, tmp
             assert "% 2 == 0" in suggestion(window, uri)
 
         os.kill(host, signal.SIGKILL)
+        # The daemons answer empty while a new host starts; then the new host serves them.
+        window = windows[0]
+        deadline = time.monotonic() + 120
+        while window.status()["sharedEnginePid"] in (None, host):
+            assert time.monotonic() < deadline, "no new host"
+            time.sleep(0.2)
         # A document never seen: no cache or type-through can answer, the model must.
-        window, uri = windows[0], "file:///window0/is_odd.py"
+        uri = "file:///window0/is_odd.py"
         window.open(uri, SOURCE.replace("is_even", "is_odd").replace("divisible", "not divisible"))
         texts = [suggestion(window, uri) for _ in range(2)]
         assert any("% 2" in text for text in texts), texts
@@ -62,3 +70,51 @@ def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path, tmp
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
+
+
+LONG_BODY = 'def fibonacci_table(count):\n    """Return the first count Fibonacci numbers, one per line."""\n'
+
+
+@pytest.mark.parametrize("kill_with", [signal.SIGSEGV, signal.SIGKILL])
+def test_a_model_process_killed_mid_request_costs_one_answer(
+    model_path: Path, tmp_path: Path, kill_with: signal.Signals
+) -> None:
+    window = RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    hosts: set[Any] = set()
+    try:
+        window.start()
+        window.initialize(OPTIONS)
+        assert window.wait_ready()["state"] == "ready"
+        host = window.status()["sharedEnginePid"]
+        hosts.add(host)
+        uri = "file:///window/fib.py"
+        window.open(uri, LONG_BODY)
+        request = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
+        time.sleep(0.5)
+        os.kill(host, kill_with)
+        answer = window.wait(request, 120)
+        assert answer is not None, "the request in flight was never answered"
+        # The user is told once, with the reason and where the log is.
+        deadline = time.monotonic() + 30
+        while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
+            assert time.monotonic() < deadline, window.notifications
+            time.sleep(0.1)
+        message = shown[0]["params"]["message"]
+        assert "model process stopped" in message and f"killed by {kill_with.name}" in message, message
+        assert ".log" in message
+        # A new host comes up by itself; then completions are right again.
+        deadline = time.monotonic() + 120
+        while (new_host := window.status()["sharedEnginePid"]) in (None, host):
+            assert time.monotonic() < deadline, "the model process was not restarted"
+            time.sleep(0.2)
+        hosts.add(new_host)
+        other = "file:///window/is_even.py"
+        window.open(other, SOURCE)
+        assert "% 2 == 0" in suggestion(window, other)
+        assert len([n for n in window.notifications if n.get("method") == "window/showMessage"]) == 1
+        assert window.alive
+    finally:
+        window.shutdown()
+        for pid in hosts:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
