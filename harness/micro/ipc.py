@@ -17,7 +17,8 @@ from typing import Any
 
 from fim import models
 from fim.backend import CompletionRequest
-from fim.config import DEFAULT_MODEL, engine_config, parse
+from fim.config import engine_config, parse
+from fim.models import DEFAULT_MODEL
 from harness.report import machine, percentile, write_json
 
 PREFIX = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
@@ -68,7 +69,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     path = str(models.resolve(args.model, fetch=False))
-    )
     report = measure(path, args.pings, args.requests)
     ping, overhead = report["ping_ms"], report["request_overhead_ms"]
     print(f"round trip of an empty message: p50 {ping['p50']:.3f} ms, p95 {ping['p95']:.3f} ms ({ping['n']})")
