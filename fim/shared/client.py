@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,25 @@ class SharedEngine:
         """One round trip to the host and back, no engine work (for the IPC benchmark)."""
         self._call({"op": "ping"}, timeout=5.0)
 
+    def _answers_to(
+        self,
+        request_id: int,
+        answers: queue.Queue[dict[str, Any]],
+        channel: Channel,
+        cancel: threading.Event | None,
+    ) -> Iterator[dict[str, Any]]:
+        """One request's messages as they come, telling the host once when ``cancel`` is set."""
+        cancel_sent = False
+        while True:
+            if cancel is not None and cancel.is_set() and not cancel_sent:
+                with contextlib.suppress(OSError):
+                    channel.send({"op": "cancel", "id": request_id})
+                cancel_sent = True
+            try:
+                yield answers.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+
     # ------------------------------------------------------------------ Backend
     @property
     def capabilities(self) -> BackendCapabilities:
@@ -271,17 +290,8 @@ class SharedEngine:
             )
         except HostGone:
             return _nothing("the shared engine closed the connection")
-        cancel_sent = False
         try:
-            while True:
-                if cancel is not None and cancel.is_set() and not cancel_sent:
-                    with contextlib.suppress(OSError):
-                        channel.send({"op": "cancel", "id": request_id})
-                    cancel_sent = True
-                try:
-                    answer = answers.get(timeout=POLL_S)
-                except queue.Empty:
-                    continue
+            for answer in self._answers_to(request_id, answers, channel, cancel):
                 if answer.get("gone"):
                     return _nothing("the shared engine closed the connection")
                 if "error" in answer:
@@ -295,6 +305,7 @@ class SharedEngine:
                 return CompletionResult(str(result["text"]), stats_from_wire(result["stats"]))
         finally:
             self._done(request_id)
+        raise AssertionError("unreachable: the answers never end")
 
     def warm(
         self,
@@ -311,22 +322,14 @@ class SharedEngine:
             )
         except HostGone:
             return 0
-        cancel_sent = False
         try:
-            while True:
-                if cancel.is_set() and not cancel_sent:
-                    with contextlib.suppress(OSError):
-                        channel.send({"op": "cancel", "id": request_id})
-                    cancel_sent = True
-                try:
-                    answer = answers.get(timeout=POLL_S)
-                except queue.Empty:
-                    continue
+            for answer in self._answers_to(request_id, answers, channel, cancel):
                 if answer.get("gone") or "error" in answer:
                     return 0
                 return int(answer["result"])
         finally:
             self._done(request_id)
+        raise AssertionError("unreachable: the answers never end")
 
     def forget(self, key: str) -> None:
         channel = self._channel
