@@ -56,5 +56,8 @@ async def load_model(ls: FimServer, services: Services) -> None:
             described.get("order"),
             described.get("n_threads"),
         )
+        for problem in described.get("problems", ()):
+            # A remote server that is down now may come back; the daemon keeps serving.
+            ls.show(f"fim-lsp: {problem}", types.MessageType.Warning)
     else:
         ls.show(f"fim-lsp: the model could not be loaded: {outcome.error}")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from fim import models
 from fim.backend import Backend, ModelLoadError
-from fim.config import RELOAD_FIELDS, Config, engine_config
+from fim.config import RELOAD_FIELDS, Config, engine_config, remote_settings
 from lsp_server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ class LoadOutcome:
 
 def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
     """Resolve the model (fetching only if allowed) and load it; raises ModelLoadError."""
+    if config.backend != "llama.cpp":
+        return connect_remote(config, say)
     from fim.llama import LlamaEngine  # loads llama.cpp's library on first use
 
     try:
@@ -41,6 +43,18 @@ def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
         return LlamaEngine(engine_config(config, str(path)))
     except MemoryError as error:
         raise ModelLoadError(f"{path}: not enough RAM to load the model") from error
+
+
+def connect_remote(config: Config, say: Callable[[str], None]) -> Backend:
+    """A remote backend; the local model file, when cached, only counts tokens."""
+    from fim.remote import RemoteBackend  # imports httpx
+
+    try:
+        local: str | None = str(models.resolve(config.model, fetch=False))
+    except models.ModelError:
+        local = None
+    say(f"connecting to {config.backend} at {config.endpoint}")
+    return RemoteBackend(remote_settings(config, local))
 
 
 class ModelHost:

@@ -232,6 +232,7 @@ class RemoteBackend:
             "totals": dict(self.totals),
             "busy": any(server.in_flight for server in self.pool.servers),
             "streams_held": 0,
+            "problems": list(self.problems),
         }
 
     # ------------------------------------------------------------------ tokens
@@ -307,6 +308,11 @@ class RemoteBackend:
         except RequestFailed as error:
             stats.stop_reason = "error"
             stats.error = str(error)
+            self.totals["errors"] += 1
+        except Exception as error:  # a server answering in a way we did not foresee
+            log.exception("remote request failed")
+            stats.stop_reason = "error"
+            stats.error = f"{self.dialect.name}: unexpected answer ({type(error).__name__}: {error})"
             self.totals["errors"] += 1
         stats.total_ms = (time.perf_counter() - started) * 1000
         stats.decode_ms = max(0.0, stats.total_ms - stats.first_token_ms)
