@@ -498,14 +498,19 @@ class RemoteBackend:
                 server.url + self.dialect.health_path, timeout=self.settings.connect_timeout_s
             )
         except httpx.HTTPError as error:
-            if server.state != "down" or server.usable(time.monotonic()):
-                server.failed(f"health check: {error or type(error).__name__}", opens=True)
+            message = f"health check: {error or type(error).__name__}"
+            if server.open:
+                server.still_down(message)
+            else:
+                server.failed(message, opens=True)
             return
         # 404: a server without a health route is still a server that answers.
         if response.status_code in (200, 404):
             if server.state != "healthy":
                 log.info("%s: answering again", server.url)
             server.answered_health()
+        elif server.open:
+            server.still_down(f"health check: HTTP {response.status_code}")
         else:
             server.failed(f"health check: HTTP {response.status_code}", opens=True)
 

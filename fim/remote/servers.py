@@ -2,7 +2,8 @@
 
 Routing: a document stays on the server it last used while that server is healthy, so
 the server's prompt cache keeps its text warm; a new document (or one whose server went
-down) goes to the server with the fewest requests in flight, then the fastest.
+down) goes to the server with the fewest requests in flight, then the fewest documents,
+then the fastest first token.
 
 Circuit breaker: a server that fails to connect, cuts a stream or misses the first-token
 deadline is opened at once (one lost suggestion, not one per keystroke); HTTP 5xx
@@ -70,9 +71,14 @@ class Server:
             return False
         was_open = self.open
         self.state = "down"
+        self.still_down(message)
+        return not was_open
+
+    def still_down(self, message: str) -> None:
+        """A health check of an open server failed again: wait longer before the next try."""
+        self.last_error = message
         self.open_until = time.monotonic() + self.cool_down_s
         self.cool_down_s = min(MAX_COOL_DOWN_S, self.cool_down_s * 2)
-        return not was_open
 
     def answered_health(self) -> None:
         """A health check passed: close the breaker."""
@@ -117,9 +123,15 @@ class ServerPool:
         candidates = [s for s in self.servers if s not in exclude and s.usable(now)]
         if not candidates:
             return None
+        homed = {id(server): 0 for server in candidates}
+        for server in self._homes.values():
+            if id(server) in homed:
+                homed[id(server)] += 1
+        # Fewest requests in flight, then fewest documents (their prompt caches compete
+        # for the server's slots), then the fastest first token.
         chosen = min(
             candidates,
-            key=lambda s: (s.open, s.in_flight, s.first_token_ms if s.first_token_ms is not None else 0.0),
+            key=lambda s: (s.open, s.in_flight, homed[id(s)], s.first_token_ms or 0.0),
         )
         if key is not None:
             self._homes[key] = chosen
