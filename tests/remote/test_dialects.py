@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from fim.backend import SamplingConfig
+from fim.config import endpoints, parse
 from fim.remote.dialects import Ask, LlamaServer, Ollama, OpenAI, ServerError, stream_events
 from fim.remote.prompt import (
     MARKER_BREAK,
@@ -102,3 +107,17 @@ def test_each_dialect_reads_its_last_event() -> None:
     assert chunk.stop_reason == "error" and chunk.error and "empty prompt" in chunk.error
     chunk = OpenAI().chunk({"error": {"message": "The model `x` does not exist."}})
     assert chunk.error == "The model `x` does not exist."
+
+
+def test_the_readme_snippets_are_valid_settings() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Scaling out", 1)[1].split("\n## ", 1)[0]
+    snippets = re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)
+    assert len(snippets) == 4
+    backends = set()
+    for snippet in snippets:
+        config, problems = parse(json.loads(snippet))
+        assert problems == [], snippet
+        assert endpoints(config), snippet
+        backends.add(config.backend)
+    assert backends == {"openai", "llama-server", "ollama"}
