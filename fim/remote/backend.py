@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -76,12 +76,17 @@ class RemoteSettings:
     health_interval_s: float = 5.0
 
 
-class RequestFailed(Exception):
-    """One request to one server failed; ``opens`` says whether the server is down."""
+#: What a failed request says of its server: it is down (open its breaker at once), it
+#: may be failing (a strike towards opening it), or nothing (our request was refused).
+ServerHealth = Literal["down", "strike", "none"]
 
-    def __init__(self, message: str, *, opens: bool, retryable: bool = False) -> None:
+
+class RequestFailed(Exception):
+    """One request to one server failed; ``health`` says what that tells of the server."""
+
+    def __init__(self, message: str, *, health: ServerHealth, retryable: bool = False) -> None:
         super().__init__(message)
-        self.opens = opens
+        self.health = health
         self.retryable = retryable
 
 
@@ -97,6 +102,8 @@ class _Reading:
     stop_reason: str | None = None
     prompt_tokens: int | None = None
     chunks: int = 0
+    #: The stream said it was over (SSE ``[DONE]``).
+    ended: bool = False
 
 
 class RemoteBackend:
@@ -329,12 +336,14 @@ class RemoteBackend:
             server = self.pool.pick(request.stream_key, exclude=tuple(tried))
             if server is None:
                 last = tried[-1].last_error if tried else self._down_summary()
-                raise RequestFailed(f"no {self.dialect.name} server is answering: {last}", opens=False)
+                raise RequestFailed(f"no {self.dialect.name} server is answering: {last}", health="none")
             tried.append(server)
             try:
                 return await self._stream(server, request, on_text, started)
             except RequestFailed as error:
-                if server.failed(str(error), opens=error.opens):
+                if error.health == "none":
+                    server.rejected(str(error))
+                elif server.failed(str(error), opens=error.health == "down"):
                     log.warning("%s: marked down: %s", server.url, error)
                 # Only a connection never made is tried elsewhere: nothing was generated
                 # and the request is still current (a cancel would have ended this task).
@@ -395,17 +404,18 @@ class RemoteBackend:
                     # 4xx: our request or settings (model name...), not the server's health.
                     raise RequestFailed(
                         f"{where} answered HTTP {response.status_code} to {path}: {detail}",
-                        opens=False,
+                        health="strike" if response.status_code >= 500 else "none",
                     )
                 async for line in response.aiter_lines():
                     event, ended = stream_events(line, self.dialect.stream_format)
                     if ended and event is None:
+                        reading.ended = True
                         break
                     if event is None:
                         continue
                     chunk = self.dialect.chunk(event)
                     if chunk.error:
-                        raise RequestFailed(f"{where}: {chunk.error}", opens=False)
+                        raise RequestFailed(f"{where}: {chunk.error}", health="none")
                     if chunk.prompt_tokens:
                         reading.prompt_tokens = chunk.prompt_tokens
                     if chunk.done:
@@ -431,22 +441,22 @@ class RemoteBackend:
         except TimeoutError:
             if reading.first_token_ms is None:
                 raise RequestFailed(
-                    f"{where}: no text within the first-token deadline of {deadline:g} s", opens=False
+                    f"{where}: no text within the first-token deadline of {deadline:g} s", health="strike"
                 ) from None
             reading.stop_reason = "time_budget"
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise RequestFailed(
-                f"{where}: cannot connect ({error or type(error).__name__})", opens=True, retryable=True
+                f"{where}: cannot connect ({error or type(error).__name__})", health="down", retryable=True
             ) from None
         except httpx.TransportError as error:
             raise RequestFailed(
-                f"{where}: the stream was cut ({error or type(error).__name__})", opens=True
+                f"{where}: the stream was cut ({error or type(error).__name__})", health="down"
             ) from None
         except ServerError as error:
-            raise RequestFailed(f"{where}: {error}", opens=False) from None
-        if reading.stop_reason is None and self.dialect.name != "openai":
-            # llama-server and Ollama end with a final event; without it the stream was cut.
-            raise RequestFailed(f"{where}: the stream ended before its last event", opens=True)
+            raise RequestFailed(f"{where}: {error}", health="strike") from None
+        if reading.stop_reason is None and not reading.ended:
+            # Every dialect ends with a last event (or [DONE]); without it the stream was cut.
+            raise RequestFailed(f"{where}: the stream ended before its last event", health="down")
 
     @staticmethod
     def _heal(reading: _Reading, heal: str) -> str | None:

@@ -74,6 +74,11 @@ class Server:
         self.still_down(message)
         return not was_open
 
+    def rejected(self, message: str) -> None:
+        """The server refused this request (a 4xx, an error event): no sign of ill health."""
+        self.errors += 1
+        self.last_error = message
+
     def still_down(self, message: str) -> None:
         """A health check of an open server failed again: wait longer before the next try."""
         self.last_error = message

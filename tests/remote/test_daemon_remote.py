@@ -136,17 +136,20 @@ async def test_unreachable_endpoint_is_said_once_and_the_daemon_keeps_serving(
 
 
 @pytest.mark.parametrize(
-    ("answer", "said"),
+    ("answer", "said", "server_state"),
     [
-        (json_answer({"error": "model runner crashed"}, status=500), "HTTP 500"),
-        (json_answer({"detail": [{"msg": "field required"}]}, status=422), "HTTP 422"),
-        (json_answer({"error": "bad request"}, status=400), "HTTP 400"),
-        (Answer(lines=['{"response": "ret", "done": false}\n'] * 3, cut_after=2), "stream"),
+        # Three 5xx in a row open the breaker and a cut stream opens it at once (its
+        # health check may close it again); a refused request says nothing of the
+        # server's health.
+        (json_answer({"error": "model runner crashed"}, status=500), "HTTP 500", "down"),
+        (json_answer({"detail": [{"msg": "field required"}]}, status=422), "HTTP 422", "healthy"),
+        (json_answer({"error": "bad request"}, status=400), "HTTP 400", "healthy"),
+        (Answer(lines=['{"response": "ret", "done": false}\n'] * 3, cut_after=2), "stream", "down"),
     ],
     ids=["500", "422", "400", "cut"],
 )
 async def test_a_failing_server_is_said_once(
-    remote_daemon: LanguageClient, answer: Answer, said: str
+    remote_daemon: LanguageClient, answer: Answer, said: str, server_state: str
 ) -> None:
     def script(received: Received) -> Answer:
         return answer if received.path == "/api/generate" else ollama_answer(received)
@@ -161,7 +164,12 @@ async def test_a_failing_server_is_said_once(
         failures = [message for message in warnings(remote_daemon) if "suggestions resume" in message]
         assert len(failures) == 1, warnings(remote_daemon)
         assert said in failures[0] and server.url in failures[0]
-        assert (await status(remote_daemon))["state"] == "ready"
+        current = await status(remote_daemon)
+        assert current["state"] == "ready"
+        (described,) = current["remoteServers"]
+        assert said in described["lastError"] and described["errors"] >= 1
+        if server_state == "healthy":
+            assert described["state"] == "healthy"  # never opened, even at a health check
 
 
 async def test_an_unknown_model_name_is_named(remote_daemon: LanguageClient, ollama: ScriptedServer) -> None:
