@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -140,7 +140,14 @@ class RemoteBackend:
         self._tokenizer_url: str | None = None
         self._vocabulary_stack = contextlib.ExitStack()
         self._vocabulary: Vocabulary | None = None
-        self.totals = {"requests": 0, "errors": 0, "cancelled": 0, "retried": 0, "generated_chunks": 0}
+        self.totals = {
+            "requests": 0,
+            "errors": 0,
+            "cancelled": 0,
+            "retried": 0,
+            "heal_retries": 0,
+            "generated_chunks": 0,
+        }
         try:
             self._loop.call(self._check_all_health(), timeout=settings.connect_timeout_s + 5)
             self.model_name = settings.model or self._served_model_name()
@@ -329,6 +336,18 @@ class RemoteBackend:
         return CompletionResult(text, stats)
 
     async def _complete(
+        self, request: CompletionRequest, on_text: StopCallback | None, started: float
+    ) -> _Reading:
+        reading = await self._on_a_server(request, on_text, started)
+        if reading.stop_reason == "heal_failed":
+            # The model would not spell out the typed word from before it: ask again with
+            # the word in the prompt. The server's prompt cache holds all but its tokens.
+            self.totals["heal_retries"] += 1
+            unhealed = replace(request, prefix=request.prefix + request.heal, heal="")
+            reading = await self._on_a_server(unhealed, on_text, started)
+        return reading
+
+    async def _on_a_server(
         self, request: CompletionRequest, on_text: StopCallback | None, started: float
     ) -> _Reading:
         tried: list[Server] = []

@@ -7,6 +7,7 @@ scripted the same way. Each test drives the real daemon over stdio.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -18,8 +19,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from harness.peer.server import free_port
+from harness.peer.server import PeerServer, free_port
 from tests.lsp_server.conftest import start, status, wait_state
+from tests.remote.conftest import wait_until_idle
 from tests.remote.scripted_server import (
     OLLAMA_MODELS,
     Answer,
@@ -212,3 +214,39 @@ async def test_a_bad_remote_config_is_a_load_error(remote_daemon: LanguageClient
     assert await complete(remote_daemon) == ""
     errors = [m.message for m in remote_daemon.messages if "could not be loaded" in m.message]
     assert len(errors) == 1
+
+
+LONG_SOURCE = "".join(f"def helper_{i}(value):\n    return value * {i}\n\n\n" for i in range(150))
+
+
+async def test_a_keystroke_cancels_the_remote_request_and_frees_the_slot(
+    remote_daemon: LanguageClient, llama_server: PeerServer
+) -> None:
+    await start(remote_daemon, {"backend": "llama-server", "endpoint": llama_server.url})
+    assert (await wait_state(remote_daemon))["state"] == "ready"
+    text = LONG_SOURCE + "def main():\n    "
+    open_document(remote_daemon, text)
+    end = types.Position(line=text.count("\n"), character=4)
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI),
+        position=end,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
+    first = asyncio.ensure_future(remote_daemon.text_document_inline_completion_async(params))
+    await status(remote_daemon)  # handled in order: the request is in progress
+    await asyncio.sleep(0.3)
+    edit(remote_daemon, 2, text + "r")
+    result = await asyncio.wait_for(first, timeout=120)
+    assert not (result.items if isinstance(result, types.InlineCompletionList) else result)
+    current = await status(remote_daemon)
+    assert current["counters"]["cancelled"] >= 1
+    assert current["engineTotals"]["cancelled"] >= 1
+    # The server dropped the stale request: its slot is idle without having generated it.
+    state = await asyncio.to_thread(wait_until_idle, llama_server.url)
+    assert all(slot.get("next_token", [{}])[0].get("n_decoded", 0) < 32 for slot in state), state
+    # And it serves the new state.
+    params.position = types.Position(end.line, 5)
+    params.context = types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)
+    second = await remote_daemon.text_document_inline_completion_async(params)
+    items = second.items if isinstance(second, types.InlineCompletionList) else second or []
+    assert items and str(items[0].insert_text).startswith("r")
