@@ -224,11 +224,12 @@ class RemoteBackend:
         return BackendCapabilities(document_streams=False, token_healing=True, exact_token_counts=exact)
 
     def token_counting(self) -> str:
-        if self._tokenizer_url is not None:
-            return f"server /tokenize at {self._tokenizer_url}"
+        ratio = f"{self._chars_per_token:.2f} characters per token ({self._ratio_source})"
         if self._vocabulary is not None:
             return f"local vocabulary {self.settings.local_vocabulary}"
-        return f"{self._chars_per_token:.2f} characters per token ({self._ratio_source})"
+        if self._tokenizer_url is not None:
+            return f"server /tokenize; {ratio} while no server is healthy"
+        return ratio
 
     def describe(self) -> dict[str, Any]:
         """Dialect, model, template and each server's state; never the API token."""
@@ -251,38 +252,51 @@ class RemoteBackend:
 
     # ------------------------------------------------------------------ tokens
     def count_tokens(self, text: str) -> int:
+        """Tokens in ``text``; called on the daemon's event loop, so it never waits long.
+
+        A server's ``/tokenize`` is asked only while that server is healthy; otherwise,
+        or when it fails, the count is estimated from the ratio.
+        """
         if not text:
             return 0
         if self._vocabulary is not None:
             return self._vocabulary.count_tokens(text)
-        if self._tokenizer_url is not None:
-            cached = self._token_cache.get(text)
-            if cached is not None:
-                self._token_cache.move_to_end(text)
-                return cached
-            try:
-                count = len(
-                    self._loop.call(
-                        self._tokenize(self._tokenizer_url, text), timeout=self.settings.connect_timeout_s + 2
-                    )
-                )
-            except Exception as error:
-                log.info("server /tokenize failed (%s); estimating this count", error)
-                return self._estimate(text)
-            self._token_cache[text] = count
-            while len(self._token_cache) > TOKEN_COUNT_CACHE:
-                self._token_cache.popitem(last=False)
-            return count
-        return self._estimate(text)
+        cached = self._token_cache.get(text)
+        if cached is not None:
+            self._token_cache.move_to_end(text)
+            return cached
+        url = self._tokenizer()
+        if url is None:
+            return self._estimate(text)
+        try:
+            tokens = self._loop.call(self._tokenize(url, text), timeout=self.settings.connect_timeout_s)
+        except Exception as error:
+            log.info("server /tokenize failed (%s); estimating this count", error)
+            return self._estimate(text)
+        count = len(tokens)
+        self._calibrate(len(text), count, source="the server's /tokenize")
+        self._token_cache[text] = count
+        while len(self._token_cache) > TOKEN_COUNT_CACHE:
+            self._token_cache.popitem(last=False)
+        return count
+
+    def _tokenizer(self) -> str | None:
+        """A healthy server to tokenize with, when the servers have ``/tokenize``."""
+        if self._tokenizer_url is None:
+            return None
+        for server in self.pool.servers:
+            if server.state == "healthy":
+                return server.url
+        return None
 
     def _estimate(self, text: str) -> int:
         return max(1, round(len(text) / self._chars_per_token))
 
-    def _calibrate(self, prompt_chars: int, prompt_tokens: int) -> None:
-        """Take the server's own count of a prompt's tokens as the ratio, once."""
-        if self._ratio_source == "assumed" and prompt_tokens > 16:
-            self._chars_per_token = prompt_chars / prompt_tokens
-            self._ratio_source = "calibrated on the server's count of the first prompt"
+    def _calibrate(self, chars: int, tokens: int, source: str) -> None:
+        """Take a server's own count of a long text as the estimating ratio, once."""
+        if self._ratio_source == "assumed" and tokens > 16:
+            self._chars_per_token = chars / tokens
+            self._ratio_source = f"calibrated on {source}"
 
     def build_prompt(self, prefix: str, suffix: str) -> Sequence[int]:
         """The prompt's ids where the server tokenizes; empty where it cannot say."""
@@ -398,7 +412,8 @@ class RemoteBackend:
             server.in_flight -= 1
         server.succeeded(reading.first_token_ms, (time.perf_counter() - started) * 1000)
         if reading.prompt_tokens:
-            self._calibrate(len(body.get("prompt") or request.prefix + request.suffix), reading.prompt_tokens)
+            prompt_chars = len(body.get("prompt") or request.prefix + request.suffix)
+            self._calibrate(prompt_chars, reading.prompt_tokens, source="the server's count of a prompt")
         return reading
 
     async def _read(
