@@ -10,10 +10,17 @@ import logging
 
 from lsprotocol import types
 
+from fim.config import Config
 from lsp_server.protocol import PROGRESS_TOKEN, FimServer
 from lsp_server.services import Services
 
 log = logging.getLogger(__name__)
+
+
+def what_loads(config: Config) -> str:
+    if config.backend == "llama.cpp":
+        return f"loading model {config.model}"
+    return f"connecting to {config.backend} at {config.endpoint}"
 
 
 async def load_model(ls: FimServer, services: Services) -> None:
@@ -29,7 +36,7 @@ async def load_model(ls: FimServer, services: Services) -> None:
             await progress.create_async(token)
             progress.begin(
                 token,
-                types.WorkDoneProgressBegin(title="fim-lsp", message=f"loading model {config.model} …"),
+                types.WorkDoneProgressBegin(title="fim-lsp", message=f"{what_loads(config)} …"),
             )
         except Exception as error:
             log.info("client refused progress: %s", error)
