@@ -96,6 +96,8 @@ class CompletionStats:
     cancelled_in: str | None = None
     #: Prefix tokens left out to meet ``cold_prefill_ms`` (0: the whole prefix was used).
     prefix_cut_tokens: int = 0
+    #: What went wrong, for a ``stop_reason`` of "error" (a remote server's answer...).
+    error: str = ""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from fim.models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from fim.llama import EngineConfig
+    from fim.remote import RemoteSettings
     from fim.workspace import WorkspaceSettings
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -47,6 +48,29 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     model: Annotated[str, RELOADS_MODEL] = DEFAULT_MODEL
     #: Fetch a registry model on start if it is not cached (the only network access).
     allow_download: bool = False
+    #: Where the model runs: "llama.cpp" in this process, or on a server that speaks
+    #: "openai" (/v1/completions: vLLM, TGI, llama-server, LM Studio, llamafile),
+    #: "llama-server" (/infill) or "ollama" (/api/generate).
+    backend: Annotated[Literal["llama.cpp", "openai", "llama-server", "ollama"], RELOADS_MODEL] = "llama.cpp"
+    #: Remote backends: the server's URL, or a list of servers to spread the documents over.
+    endpoint: Annotated[str | list[str], RELOADS_MODEL] = ""
+    #: Remote backends: the served model's name; empty asks the server (not Ollama).
+    remote_model: Annotated[str, RELOADS_MODEL] = ""
+    #: Remote backends: the model's FIM format; "auto" tells it from the model's name.
+    fim_template: Annotated[
+        Literal["auto", "qwen2.5-coder", "deepseek-coder", "starcoder", "codellama", "codestral"],
+        RELOADS_MODEL,
+    ] = "auto"
+    #: Remote backends: the environment variable that holds a bearer token (the token
+    #: itself is never logged or shown).
+    api_key_env: Annotated[str, RELOADS_MODEL] = ""
+    #: llama-server backend: fill with /infill (the server builds the prompt from the
+    #: model's own tokens); false: /completion with the prompt built here.
+    infill: Annotated[bool, RELOADS_MODEL] = True
+    #: Remote backends: a server that does not accept the connection by then is down.
+    connect_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=60000), RELOADS_MODEL] = 2000
+    #: Remote backends: a request with no text by then fails (an overloaded server).
+    first_token_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=600000), RELOADS_MODEL] = 10000
     #: KV cache size in tokens, shared by the request and the document streams.
     n_ctx: Annotated[int, msgspec.Meta(ge=512, le=131072), RELOADS_MODEL] = 8192
     #: CPU threads; 0 means the number of physical cores, and fewer while other
@@ -264,4 +288,29 @@ def engine_config(config: Config, model_path: str) -> EngineConfig:
         kv_cache_type=config.kv_cache_type,
         n_streams=config.document_streams,
         fim_order=None if config.fim_order == "auto" else config.fim_order,
+    )
+
+
+def endpoints(config: Config) -> tuple[str, ...]:
+    """The ``endpoint`` option as a list of URLs (one URL may be given as a string)."""
+    listed = [config.endpoint] if isinstance(config.endpoint, str) else config.endpoint
+    return tuple(url.strip() for url in listed if url.strip())
+
+
+def remote_settings(config: Config, local_vocabulary: str | None = None) -> RemoteSettings:
+    """A remote backend's settings; ``local_vocabulary`` is a GGUF to count tokens with."""
+    from fim.remote import RemoteSettings  # imports httpx; only remote backends pay
+
+    assert config.backend != "llama.cpp"
+    return RemoteSettings(
+        dialect=config.backend,
+        endpoints=endpoints(config),
+        model=config.remote_model,
+        fim_template=config.fim_template,
+        api_key_env=config.api_key_env,
+        connect_timeout_s=config.connect_timeout_ms / 1000,
+        first_token_timeout_s=config.first_token_timeout_ms / 1000,
+        n_ctx=config.n_ctx,
+        use_infill=config.infill,
+        local_vocabulary=local_vocabulary,
     )

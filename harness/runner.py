@@ -46,6 +46,20 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--peer-bin", default=None, help="llama-server binary for --peer auto")
     parser.add_argument("--no-ours", action="store_true", help="run the peer only (needs --peer)")
+    parser.add_argument(
+        "--backend",
+        default=None,
+        choices=["llama.cpp", "openai", "llama-server", "ollama"],
+        help="where our daemon's model runs (default: llama.cpp in process); see README 'Scaling out'",
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a remote server (repeat for several)",
+    )
+    parser.add_argument("--remote-model", default=None, help="the served model's name (remote backends)")
 
 
 def init_options(model: str | None, raw: str | None) -> dict[str, Any]:
@@ -54,6 +68,14 @@ def init_options(model: str | None, raw: str | None) -> dict[str, Any]:
         raise BenchError("--init-options must be a JSON object")
     if model:
         options["model"] = model
+    return options
+
+
+def our_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Our daemon's options: ``--init-options``, then ``--model`` and the backend flags."""
+    options = init_options(args.model, args.init_options)
+    remote = {"backend": args.backend, "endpoint": args.endpoint, "remoteModel": args.remote_model}
+    options.update({name: value for name, value in remote.items() if value is not None})
     return options
 
 

@@ -53,6 +53,8 @@ class Outcome:
     source: str  # model | cache | type-through | none
     reason: str = ""
     stats: CompletionStats | None = None
+    #: A message for the user (a remote server failing), set once per outage.
+    notice: str = ""
 
 
 @dataclass
@@ -98,6 +100,8 @@ class CompletionService:
     _latest: dict[str, int] = field(default_factory=dict)
     _prefix_starts: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Whether the user was told that the model failed since its last good answer.
+    _failure_told: bool = False
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine without awaiting it, keeping a reference until it ends."""
@@ -231,6 +235,9 @@ class CompletionService:
         if stats.stop_reason == "cancelled":
             self.counters.cancelled += 1
             return self._no(doc.uri, "cancelled by a newer keystroke", cursor)
+        if stats.stop_reason == "error":
+            return self._failed(doc.uri, stats.error or "the model failed", cursor)
+        self._failure_told = False
         if generation.complete:
             self._remember(plan.key, generation.text)
         outcome = self._shown(doc, cursor, plan, generation.text, "model")
@@ -243,6 +250,18 @@ class CompletionService:
             return self._no(
                 doc.uri, f"the model's output was empty after post-processing ({stats.stop_reason})", cursor
             )
+        return outcome
+
+    def _failed(self, uri: str, error: str, cursor: int) -> Outcome:
+        """No suggestion because the model failed: say so to the user once per outage.
+
+        A remote server that is down fails every keystroke; the first failure after a
+        good answer is shown, the rest only logged, until an answer comes back.
+        """
+        outcome = self._no(uri, f"the model failed: {error}", cursor)
+        if not self._failure_told:
+            self._failure_told = True
+            outcome.notice = f"fim-lsp: {error}; suggestions resume when the server answers again"
         return outcome
 
     def slow_machine_note(self, stats: CompletionStats, *, shown: bool) -> str:

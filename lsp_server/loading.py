@@ -10,10 +10,17 @@ import logging
 
 from lsprotocol import types
 
+from fim.config import Config
 from lsp_server.protocol import PROGRESS_TOKEN, FimServer
 from lsp_server.services import Services
 
 log = logging.getLogger(__name__)
+
+
+def what_loads(config: Config) -> str:
+    if config.backend == "llama.cpp":
+        return f"loading model {config.model}"
+    return f"connecting to {config.backend} at {config.endpoint}"
 
 
 async def load_model(ls: FimServer, services: Services) -> None:
@@ -29,7 +36,7 @@ async def load_model(ls: FimServer, services: Services) -> None:
             await progress.create_async(token)
             progress.begin(
                 token,
-                types.WorkDoneProgressBegin(title="fim-lsp", message=f"loading model {config.model} …"),
+                types.WorkDoneProgressBegin(title="fim-lsp", message=f"{what_loads(config)} …"),
             )
         except Exception as error:
             log.info("client refused progress: %s", error)
@@ -40,10 +47,6 @@ async def load_model(ls: FimServer, services: Services) -> None:
         if use_progress:
             loop.call_soon_threadsafe(progress.report, token, types.WorkDoneProgressReport(message=message))
 
-    def warn(message: str) -> None:
-        loop.call_soon_threadsafe(ls.show, message, types.MessageType.Warning)
-
-    services.host.warn = warn
     outcome = await services.host.load(config, say)
     if use_progress:
         message = "model ready" if outcome.backend else "model failed to load"
@@ -60,5 +63,8 @@ async def load_model(ls: FimServer, services: Services) -> None:
             described.get("order"),
             described.get("n_threads"),
         )
+        for problem in described.get("problems", ()):
+            # A remote server that is down now may come back; the daemon keeps serving.
+            ls.show(f"fim-lsp: {problem}", types.MessageType.Warning)
     else:
         ls.show(f"fim-lsp: the model could not be loaded: {outcome.error}")

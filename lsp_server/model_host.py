@@ -15,7 +15,7 @@ from typing import Literal
 
 from fim import models
 from fim.backend import Backend, ModelLoadError
-from fim.config import RELOAD_FIELDS, Config, engine_config
+from fim.config import RELOAD_FIELDS, Config, engine_config, remote_settings
 from lsp_server.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -28,10 +28,10 @@ class LoadOutcome:
     error: str | None
 
 
-def load_backend(
-    config: Config, say: Callable[[str], None], warn: Callable[[str], None] | None = None
-) -> Backend:
+def load_backend(config: Config, say: Callable[[str], None]) -> Backend:
     """Resolve the model (fetching only if allowed) and load it; raises ModelLoadError."""
+    if config.backend != "llama.cpp":
+        return connect_remote(config, say)
     from fim.llama import LlamaEngine  # loads llama.cpp's library on first use
 
     try:
@@ -45,10 +45,22 @@ def load_backend(
 
             from fim.shared.client import SharedEngine
 
-            return SharedEngine(asdict(engine_config(config, str(path))), warn=warn)
+            return SharedEngine(asdict(engine_config(config, str(path))))
         return LlamaEngine(engine_config(config, str(path)))
     except MemoryError as error:
         raise ModelLoadError(f"{path}: not enough RAM to load the model") from error
+
+
+def connect_remote(config: Config, say: Callable[[str], None]) -> Backend:
+    """A remote backend; the local model file, when cached, only counts tokens."""
+    from fim.remote import RemoteBackend  # imports httpx
+
+    try:
+        local: str | None = str(models.resolve(config.model, fetch=False))
+    except models.ModelError:
+        local = None
+    say(f"connecting to {config.backend} at {config.endpoint}")
+    return RemoteBackend(remote_settings(config, local))
 
 
 class ModelHost:
@@ -59,8 +71,6 @@ class ModelHost:
         self.error: str | None = None
         self.loaded_for: Config | None = None
         self.generation = 0
-        #: Tells the user about trouble after the load (the model process stopped).
-        self.warn: Callable[[str], None] | None = None
 
     @property
     def ready_backend(self) -> Backend | None:
@@ -85,7 +95,7 @@ class ModelHost:
             if old is not None:
                 old.close()
             try:
-                return LoadOutcome(load_backend(config, say, self.warn), None)
+                return LoadOutcome(load_backend(config, say), None)
             except ModelLoadError as error:
                 return LoadOutcome(None, str(error))
             except Exception as error:  # llama.cpp can fail in ways we do not know yet

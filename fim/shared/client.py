@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,13 @@ class SharedEngine:
         settings: dict[str, Any],
         *,
         idle_seconds: float = IDLE_SECONDS,
-        warn: Callable[[str], None] | None = None,
     ) -> None:
         from fim.llama.vocabulary import open_vocabulary
 
         self.settings = settings
         self.idle_seconds = idle_seconds
-        #: Tells the user, once per loss, that the model process stopped and is restarting.
-        self.warn = warn
+        #: Why the host went away, with its log's path: the error of every request until it is back.
+        self.lost_message = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._restarting = threading.Event()
         self._closing = False
@@ -165,15 +164,20 @@ class SharedEngine:
             pass
         if self._channel is channel:
             self._channel = None
+        lost = not self._closing
+        if lost:
+            self._restarting.set()  # from now on requests answer empty at once
+            self.lost_message = self._why_lost()
         with self._answers_lock:
             for answers in self._answers.values():
                 answers.put({"gone": True})
-        if not self._closing:
-            self._lost()
+        if lost:
+            self.losses += 1
+            log.warning("%s", self.lost_message)
+            threading.Thread(target=self._restart, name="shared-engine-restart", daemon=True).start()
 
-    def _lost(self) -> None:
-        """The host went away: say so once, and start another in the background."""
-        self.losses += 1
+    def _why_lost(self) -> str:
+        """What the user is told (once, by the completion service) when the host went away."""
         process = self._process
         code = None
         if process is not None:
@@ -186,15 +190,7 @@ class SharedEngine:
             reason = f"exited with code {code}"
         else:
             reason = "its connection closed"
-        message = (
-            f"fim-lsp: the model process stopped ({reason}); it is being restarted and "
-            f"suggestions resume when it is back. Its log: {self.log_path}"
-        )
-        log.warning("%s", message)
-        if self.warn is not None:
-            self.warn(message)
-        self._restarting.set()
-        threading.Thread(target=self._restart, name="shared-engine-restart", daemon=True).start()
+        return f"the model process stopped ({reason}) and is being restarted; its log: {self.log_path}"
 
     def _restart(self) -> None:
         try:
@@ -289,11 +285,11 @@ class SharedEngine:
                 {"op": "complete", "request": request_to_wire(request)}
             )
         except HostGone:
-            return _nothing("the shared engine closed the connection")
+            return _nothing(self.lost_message or "the model process is not there")
         try:
             for answer in self._answers_to(request_id, answers, channel, cancel):
                 if answer.get("gone"):
-                    return _nothing("the shared engine closed the connection")
+                    return _nothing(self.lost_message or "the model process closed the connection")
                 if "error" in answer:
                     return _nothing(f"shared engine: {answer['error']}")
                 if "text" in answer:
@@ -346,8 +342,9 @@ class SharedEngine:
 
 
 def _nothing(reason: str) -> CompletionResult:
-    log.warning("%s; the next request starts a new one", reason)
-    return CompletionResult("", CompletionStats(stop_reason="error"))
+    """An empty answer whose error the completion service shows the user once per outage."""
+    log.info("no answer: %s", reason)
+    return CompletionResult("", CompletionStats(stop_reason="error", error=reason))
 
 
 def _import_root() -> str:

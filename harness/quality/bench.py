@@ -55,6 +55,7 @@ from harness.runner import (
     Peer,
     add_common_options,
     init_options,
+    our_options,
     run_command,
     start_daemon,
     start_peer_for,
@@ -273,7 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not tasks:
         raise BenchError("no tasks selected")
     suite = tasks[0].suite
-    options = init_options(args.model, args.init_options)
+    options = our_options(args)
     dataset_name = dataset.name.removesuffix(".gz").removesuffix(".jsonl")
     if args.qwen_layout and suite == "santacoder":
         dataset_name += "-qwen-layout"

@@ -155,7 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "traces": [t.name for t in traces],
     }
-    client, status = await runner.start_daemon(runner.init_options(args.model, args.init_options))
+    client, status = await runner.start_daemon(runner.our_options(args))
     peer: runner.Peer | None = None
     ours: list[PauseResult] = []
     theirs: list[PauseResult] | None = None

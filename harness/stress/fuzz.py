@@ -37,7 +37,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from harness.report import machine, markdown_table, percentile, round_or_none
-from harness.runner import add_common_options, init_options
+from harness.runner import add_common_options, our_options
 from harness.stress.wire import Answer, RawConnection, encode, frame, id_key
 
 # ---------------------------------------------------------------------- the reference completion
@@ -636,7 +636,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed (the run is reproducible)")
     parser.add_argument("--answer-timeout", type=float, default=180.0, help="seconds a request may take")
     args = parser.parse_args(argv)
-    options = {**FUZZ_OPTIONS, **init_options(args.model, args.init_options)}
+    options = {**FUZZ_OPTIONS, **our_options(args)}
     report = fuzz_session(options, args.messages, args.batch, args.seed, args.answer_timeout)
     report["markdown"] = markdown(report)
     from harness.report import emit_report

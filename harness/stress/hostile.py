@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.report import emit_report, machine, markdown_table, round_or_none
-from harness.runner import ROOT, add_common_options, init_options
+from harness.runner import ROOT, add_common_options, our_options
 from harness.stress.wire import RawConnection
 
 NORMAL_SOURCE = ROOT / "fixtures" / "src" / "inventory.py"
@@ -298,7 +298,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fim-lsp bench hostile", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     args = parser.parse_args(argv)
-    options = {"timeBudgetMs": 4000, **init_options(args.model, args.init_options)}
+    options = {"timeBudgetMs": 4000, **our_options(args)}
     report = hostile_session(options, None)
     report["markdown"] = markdown(report)
     emit_report(args, report)

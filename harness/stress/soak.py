@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report import emit_report, machine, markdown_table, percentile, round_or_none
-from harness.runner import add_common_options, init_options
+from harness.runner import add_common_options, our_options
 from harness.stress.wire import RawConnection
 
 #: Standard-library modules used as the documents (real code, present with every Python).
@@ -309,7 +309,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, default=None, help="write the RSS and fd curve here (PNG)")
     args = parser.parse_args(argv)
-    options = {"timeBudgetMs": 4000, **init_options(args.model, args.init_options)}
+    options = {"timeBudgetMs": 4000, **our_options(args)}
     report = soak_session(
         options,
         requests=args.requests,

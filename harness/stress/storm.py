@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from harness.report import emit_report, machine, markdown_table, percentile, round_or_none
-from harness.runner import ROOT, add_common_options, init_options
+from harness.runner import ROOT, add_common_options, our_options
 from harness.stress.wire import RawConnection
 
 SOURCE = ROOT / "fixtures" / "src" / "inventory.py"
@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
         "--answer-timeout", type=float, default=60.0, help="seconds after which a request hangs"
     )
     args = parser.parse_args(argv)
-    options = {"timeBudgetMs": 4000, **init_options(args.model, args.init_options)}
+    options = {"timeBudgetMs": 4000, **our_options(args)}
     report = storm_session(options, args.rate, args.seconds, args.answer_timeout)
     report["markdown"] = markdown(report)
     emit_report(args, report)

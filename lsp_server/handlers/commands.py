@@ -30,6 +30,9 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         # With sharedEngine: the host process's socket ("down" while it is not there) and pid.
         "sharedEngine": described.get("shared_engine"),
         "sharedEnginePid": described.get("shared_engine_pid"),
+        "backend": described.get("backend"),
+        "tokenCounting": described.get("token_counting"),
+        "remoteServers": described.get("servers"),
         "engineTotals": described.get("totals"),
         "engineBusy": described.get("busy"),
         "documentStreamsHeld": described.get("streams_held"),

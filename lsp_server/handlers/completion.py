@@ -31,7 +31,10 @@ def register(server: FimServer, services: Services) -> None:
             completions.no_suggestion_for(uri, f"document {uri} is not open")
             return None
         located = doc.offset_at(position.line, position.character, server.encoding)
-        return await completions.complete(doc, located, invoked=invoked)
+        outcome = await completions.complete(doc, located, invoked=invoked)
+        if outcome.notice:
+            server.show(outcome.notice, types.MessageType.Warning)
+        return outcome
 
     def typed_range(uri: str, outcome: Outcome) -> types.Range:
         doc = documents[uri]

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 import typing
 from pathlib import Path
 
@@ -93,7 +94,13 @@ def json_schema_of(annotation: typing.Any) -> dict[str, typing.Any]:
                 schema["maximum"] = meta.le
             if meta.gt is not None:
                 schema["exclusiveMinimum"] = meta.gt
-    if typing.get_origin(annotation) is typing.Literal:
+    if isinstance(annotation, types.UnionType):
+        # One URL or a list of them: VS Code takes a list of types.
+        members = [json_schema_of(member) for member in typing.get_args(annotation)]
+        schema["type"] = [member["type"] for member in members]
+        for member in members:
+            schema.update({key: value for key, value in member.items() if key != "type"})
+    elif typing.get_origin(annotation) is typing.Literal:
         schema.update(type="string", enum=list(typing.get_args(annotation)))
     elif typing.get_origin(annotation) is list:
         schema.update(type="array", items={"type": "string"})
