@@ -398,6 +398,8 @@ class RemoteBackend:
             sampling=request.sampling,
             n_ctx=self.settings.n_ctx,
             keep_alive=self.settings.keep_alive,
+            # llama-server's /infill puts these in the model's repository format itself.
+            extra=request.repository.files if request.repository is not None else (),
         )
 
     async def _stream(

@@ -42,6 +42,8 @@ class Ask:
     #: Ollama's context size; other servers fix theirs at start.
     n_ctx: int
     keep_alive: str
+    #: Other files of the workspace, (path, text), shown before the current file.
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class LlamaServer(Dialect):
         }
         if self.use_infill:
             # Tokenized by the server with special-token parsing off: no marker injection.
-            body.update(input_prefix=ask.prefix, input_suffix=ask.suffix, input_extra=[])
+            extra = [{"filename": path, "text": text} for path, text in ask.extra]
+            body.update(input_prefix=ask.prefix, input_suffix=ask.suffix, input_extra=extra)
             return "/infill", body
         body["prompt"] = fim_prompt(ask.template, ask.prefix, ask.suffix)
         return "/completion", body

@@ -52,6 +52,14 @@ def test_llama_server_infill_leaves_the_format_to_the_server() -> None:
     assert body["prompt"].endswith("<|fim_middle|>") and "input_prefix" not in body
 
 
+def test_llama_server_infill_gets_the_workspace_files_as_input_extra() -> None:
+    import dataclasses
+
+    ask = dataclasses.replace(ASK, extra=(("models.py", "class User:\n    name: str\n"),))
+    _path, body = LlamaServer(use_infill=True).request(ask)
+    assert body["input_extra"] == [{"filename": "models.py", "text": "class User:\n    name: str\n"}]
+
+
 def test_ollama_asks_raw_with_its_context_size_and_keep_alive() -> None:
     path, body = Ollama().request(ASK)
     assert path == "/api/generate"
