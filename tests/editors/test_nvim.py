@@ -132,6 +132,13 @@ class Session:
         return self.kit.wait_until(lambda: self.line() != before and self.line(), what, timeout=30)
 
 
+def _attach(pynvim: Any, socket: Path) -> Any:
+    try:
+        return pynvim.attach("socket", path=str(socket))
+    except ConnectionRefusedError:
+        return None
+
+
 @pytest.fixture(scope="module", params=["native", "fallback", "nvim-0.11"])
 def session(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, editors: Any
@@ -163,7 +170,8 @@ def session(
         kit.wait_until(lambda: socket.exists() or process.poll() is not None, "Neovim to listen", timeout=60)
         if process.poll() is not None:
             pytest.fail(f"cannot start Neovim (exit {process.returncode}): {log.read_text()}")
-        nvim = pynvim.attach("socket", path=str(socket))
+        # The socket file appears when Neovim binds it, a moment before it accepts.
+        nvim = kit.wait_until(lambda: _attach(pynvim, socket), "Neovim to accept on its socket", timeout=60)
         session = Session(nvim, kit, request.param, fixture, log)
         kit.wait_until(
             lambda: nvim.exec_lua("return #require('fim_lsp').clients(0)") > 0,
