@@ -117,13 +117,14 @@ class KvCache:
             llama.llama_memory_seq_cp(self._memory, source, target, start, end)
             self._held[target].extend(self._held[source][start:end])
 
-    def evict_for_room(self) -> bool:
-        """Free cells by dropping the least recently used stream; False if none is left."""
-        if not self._streams:
-            return False
-        _, seq = self._streams.popitem(last=False)
-        self.truncate(seq, 0)
-        return True
+    def evict_for_room(self, keep: Sequence[int | None] = ()) -> bool:
+        """Free cells by dropping the least recently used stream not in ``keep``; False if none is left."""
+        for key, seq in self._streams.items():
+            if seq not in keep:
+                del self._streams[key]
+                self.truncate(seq, 0)
+                return True
+        return False
 
     def sync_after_failure(self) -> None:
         """After a failed or aborted decode, drop its half-computed cells.
@@ -207,7 +208,8 @@ class KvCache:
             ]
             last = logits_for_last and offset + len(piece) == len(tokens)
             rc = self.decode(piece, position, seqs, {len(piece) - 1} if last else set())
-            if rc == DECODE_NO_ROOM and make_room and self.evict_for_room():
+            # Never the sequences being filled: their bookkeeping is mid-prefill.
+            if rc == DECODE_NO_ROOM and make_room and self.evict_for_room(keep=(seq, stream)):
                 continue
             if rc != 0:
                 self.sync_after_failure()
@@ -271,9 +273,11 @@ class KvCache:
     def warm_stream(self, key: str, tokens: Sequence[int], cancel: threading.Event) -> int:
         """Make ``key``'s stream hold ``tokens``, evaluating what it lacks; returns tokens evaluated.
 
-        Stops quietly when cancelled or when the cache is full; what was evaluated stays.
+        A full cache drops the least recently used other streams (the warm-up is for the
+        document the user is in); stops quietly when cancelled or when no other stream is
+        left to drop; what was evaluated stays.
         """
         seq = self.stream_seq(key)
         same = common_prefix_length(self._held[seq], tokens)
         self.truncate(seq, same)
-        return self.prefill(seq, tokens[same:], cancel).evaluated
+        return self.prefill(seq, tokens[same:], cancel, make_room=True).evaluated

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from fim.workspace.index import FileEntry, resolve_imports
-from fim.workspace.symbols import IDENTIFIER, identifiers, imports
+from fim.workspace.symbols import IDENTIFIER, Definition, identifiers, imports
 
 #: Lines above and below the cursor whose identifiers say what the cursor needs.
 NEAR_LINES_BEFORE = 60
@@ -130,8 +130,12 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def _near_cursor(text: str, cursor: int) -> tuple[dict[str, int], frozenset[str]]:
-    """Identifiers around the cursor: for each, its distance in lines (0 on the cursor's line)."""
+def _near_cursor(text: str, cursor: int) -> tuple[dict[str, int], frozenset[str], set[str]]:
+    """Identifiers around the cursor: for each, its distance in lines (0 on the cursor's line).
+
+    Also the set of those that only ever follow a dot (``t.Tuple``): attributes of
+    something, which a definition elsewhere of the same name rarely explains.
+    """
     start = cursor
     for _ in range(NEAR_LINES_BEFORE):
         found = text.rfind("\n", 0, start - 1)
@@ -147,6 +151,7 @@ def _near_cursor(text: str, cursor: int) -> tuple[dict[str, int], frozenset[str]
             break
         end = found
     distances: dict[str, int] = {}
+    bare: set[str] = set()
     cursor_line = text.count("\n", start, cursor)
     line = 0
     position = start
@@ -157,8 +162,11 @@ def _near_cursor(text: str, cursor: int) -> tuple[dict[str, int], frozenset[str]
         name = match.group(0)
         if distance < distances.get(name, 1 << 30):
             distances[name] = distance
+        if match.start() == 0 or text[match.start() - 1] != ".":
+            bare.add(name)
     wanted = identifiers(text[start:end])
-    return {name: distance for name, distance in distances.items() if name in wanted}, wanted
+    near = {name: distance for name, distance in distances.items() if name in wanted}
+    return near, wanted, set(near) - bare
 
 
 def _closeness(distance: int) -> float:
@@ -169,6 +177,7 @@ def _definition_chunks(
     current: FileEntry,
     files: dict[PurePosixPath, FileEntry],
     near: dict[str, int],
+    attributes: set[str],
 ) -> list[Chunk]:
     imported = resolve_imports(current, files)
     same_folder = {
@@ -183,8 +192,10 @@ def _definition_chunks(
     imported_names = {found.parts[-1] for found in current.imports if found.parts}
     for weight, why, group in ((3.0, "imported", imported), (2.0, "same package", same_folder)):
         for path, entry in group.items():
-            for definition in entry.definitions:
+            for definition in _last_of_each_name(entry.definitions):
                 distance = near.get(definition.name)
+                if group is not imported and definition.name in attributes:
+                    distance = None
                 if (path, definition.line) in placed:
                     continue
                 if distance is not None:
@@ -204,13 +215,17 @@ def _definition_chunks(
                         score,
                     )
                 )
-    wanted = {name for name in near if name not in found_names and name not in _locally_defined(current.text)}
+    wanted = {
+        name
+        for name in near
+        if name not in found_names and name not in attributes and name not in _locally_defined(current.text)
+    }
     if wanted:
         definers: dict[str, list[tuple[PurePosixPath, int, str]]] = {}
         for path, entry in files.items():
             if path == current.path:
                 continue
-            for definition in entry.definitions:
+            for definition in _last_of_each_name(entry.definitions):
                 if definition.name in wanted:
                     definers.setdefault(definition.name, []).append(
                         (path, definition.line, definition.summary)
@@ -225,6 +240,11 @@ def _definition_chunks(
                     )
                 )
     return chunks
+
+
+def _last_of_each_name(definitions: Iterable[Definition]) -> list[Definition]:
+    """One definition per name, the last: overload stubs come first, the implementation last."""
+    return list({definition.name: definition for definition in definitions}.values())
 
 
 def _locally_defined(text: str) -> set[str]:
@@ -286,8 +306,8 @@ def choose(
     """The chunks of other files worth ``budget_tokens`` to a completion at ``cursor``."""
     if budget_tokens <= 0:
         return Selection()
-    near, near_ids = _near_cursor(current.text, cursor)
-    candidates = _definition_chunks(current, files, near)
+    near, near_ids, attributes = _near_cursor(current.text, cursor)
+    candidates = _definition_chunks(current, files, near, attributes)
     candidates += _ring_chunks(current.path, ring, near_ids)
     related = resolve_imports(current, files)
     for path, entry in files.items():

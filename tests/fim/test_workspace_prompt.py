@@ -81,3 +81,22 @@ def test_a_warm_keystroke_costs_no_more_tokens_with_the_other_files(engine: Llam
     with_context = _keystrokes(engine, "workspace", REPOSITORY)
     assert with_context == without
     assert max(with_context) <= 8
+
+
+def test_a_warm_up_in_a_full_cache_drops_other_streams_and_finishes(model_path: Path) -> None:
+    """Workspace blocks make streams longer: warming the document the user is in must not stop short."""
+    small = LlamaEngine(engine_config(Config(n_ctx=1024, document_streams=2), str(model_path)))
+    try:
+        lines = [f"value_{n} = compute_{n}(argument_{n})\n" for n in range(200)]
+        other = "".join(lines[:40])
+        mine = "".join(reversed(lines[-45:]))
+        assert small.warm("other", other, threading.Event()) > 400
+        first = small.warm("mine", mine[: len(mine) // 2], threading.Event())
+        # The rest of the document no longer fits beside the other stream: it is dropped.
+        rest = small.warm("mine", mine, threading.Event())
+        total = len(small.tokenize(mine)) + 1 - 4  # the FIM prefix token, less the boundary
+        assert first + rest == total
+        request = CompletionRequest(prefix=mine, suffix="", max_tokens=2, stream_key="mine")
+        assert small.complete(request).stats.tokens_evaluated <= 8
+    finally:
+        small.close()

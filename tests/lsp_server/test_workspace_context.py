@@ -72,7 +72,7 @@ async def test_only_the_workspace_context_gives_the_other_files_field(
 ) -> None:
     uri = workspace(tmp_path)
     # The whole prompt at once (no cold cut), so the first request already has the context.
-    await start_in(raw_client, tmp_path, {"coldPrefillMs": 0})
+    await start_in(raw_client, tmp_path, {"coldPrefillMs": 0, "workspaceContext": True})
     await wait_state(raw_client)
     indexed = await wait_indexed(raw_client, tmp_path)
     assert indexed["files"] == 3  # __init__, settings, main: never the .env
@@ -108,7 +108,7 @@ async def test_workspace_folders_follow_the_editor(raw_client: LanguageClient, t
         folder.mkdir()
         (folder / "module.py").write_text("def helper() -> int:\n    return 1\n")
     # No model is needed to index: a missing one keeps the test light.
-    await start_in(raw_client, first, {"model": str(tmp_path / "missing.gguf")})
+    await start_in(raw_client, first, {"model": str(tmp_path / "missing.gguf"), "workspaceContext": True})
     await wait_state(raw_client)
     await wait_indexed(raw_client, first)
     raw_client.workspace_did_change_workspace_folders(
