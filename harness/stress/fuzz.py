@@ -564,10 +564,7 @@ def fuzz_session(
     connection.start()
     started = time.perf_counter()
     try:
-        connection.initialize(options)
-        status = connection.wait_ready()
-        if status.get("state") != "ready":
-            raise RuntimeError(f"the model is not ready: {status.get('error')}")
+        connection.initialize_ready(options)
         before = reference_completion(connection, "file:///fuzz-reference/before.py")
         stats = run_fuzz(connection, messages, batch_size, seed, answer_timeout)
         # The settings the fuzz changed go back: the workspace layer is replaced whole.

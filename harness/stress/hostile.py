@@ -236,10 +236,7 @@ def hostile_session(
     connection = RawConnection()
     connection.start()
     try:
-        connection.initialize(options)
-        status = connection.wait_ready()
-        if status.get("state") != "ready":
-            raise RuntimeError(f"the model is not ready: {status.get('error')}")
+        connection.initialize_ready(options)
         rows = [
             measure_over_lsp(connection, document, index, scale) for index, document in enumerate(DOCUMENTS)
         ]

@@ -236,10 +236,7 @@ def soak_session(
     connection = RawConnection()
     connection.start()
     try:
-        connection.initialize(options)
-        status = connection.wait_ready()
-        if status.get("state") != "ready":
-            raise RuntimeError(f"the model is not ready: {status.get('error')}")
+        connection.initialize_ready(options)
         soak = Soak(connection, requests, sample_every, keystroke_gap, 60.0, random.Random(seed))
         soak.run(soak_documents(documents))
         final = connection.status()

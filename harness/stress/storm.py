@@ -71,10 +71,7 @@ def storm_session(
     connection = RawConnection()
     connection.start()
     try:
-        connection.initialize(options)
-        status = connection.wait_ready()
-        if status.get("state") != "ready":
-            raise RuntimeError(f"the model is not ready: {status.get('error')}")
+        connection.initialize_ready(options)
         connection.open(uri, text)
         # Warm the document, as an editor that has been open a while would have.
         warm = connection.inline(uri, line, len(initial), invoked=True)

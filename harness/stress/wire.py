@@ -235,6 +235,14 @@ class RawConnection:
                 return status
             time.sleep(0.1)
 
+    def initialize_ready(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Initialize with ``options`` and wait for the model; raises if it did not load."""
+        self.initialize(options)
+        status = self.wait_ready()
+        if status.get("state") != "ready":
+            raise RuntimeError(f"the model is not ready: {status.get('error')}")
+        return status
+
     def open(self, uri: str, text: str, language_id: str = "python", version: int = 1) -> None:
         self.notify(
             "textDocument/didOpen",
