@@ -152,10 +152,7 @@ class SharedEngine:
 
     def _read(self, channel: Channel) -> None:
         try:
-            while True:
-                message = channel.receive()
-                if message is None:
-                    break
+            for message in channel.messages():
                 with self._answers_lock:
                     answers = self._answers.get(message.get("id", -1))
                 if answers is not None:

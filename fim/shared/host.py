@@ -84,10 +84,7 @@ class EngineHost:
 
     def _read(self, channel: Channel) -> None:
         try:
-            while True:
-                message = channel.receive()
-                if message is None:
-                    break
+            for message in channel.messages():
                 self._dispatch(channel, message)
         except (OSError, ValueError) as error:
             log.info("a daemon's connection failed: %s", error)

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,11 @@ class Channel:
         if not isinstance(message, dict):
             raise ValueError(f"not a JSON object: {line[:80]!r}")
         return message
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        """Every message until the other side goes away."""
+        while (message := self.receive()) is not None:
+            yield message
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
