@@ -99,6 +99,26 @@ async def test_inline_completion_is_the_obvious_line(client: LanguageClient) -> 
     assert "\n" not in item.insert_text
 
 
+async def test_inline_completion_extends_the_suggest_lists_selected_item(client: LanguageClient) -> None:
+    # VS Code with quick suggestions on: the user typed "nu", its word list selected
+    # "number" over "nu". Ghost text shows only over that range and starting with it.
+    text = SOURCE.replace("return num", "return nu")
+    open_doc(client, text)
+    typed = types.Range(types.Position(2, 11), types.Position(2, 13))
+    params = inline_params(types.Position(2, 13))
+    params.context.selected_completion_info = types.SelectedCompletionInfo(range=typed, text="number")
+    items = items_of(await client.text_document_inline_completion_async(params))
+    assert len(items) == 1
+    item = items[0]
+    assert item.range == typed
+    assert isinstance(item.insert_text, str)
+    assert item.insert_text.startswith("number ") and "% 2 == 0" in item.insert_text
+    # The document itself is unchanged: the same position without a list completes "nu".
+    plain = items_of(await client.text_document_inline_completion_async(inline_params(types.Position(2, 13))))
+    assert plain and plain[0].range == typed
+    assert isinstance(plain[0].insert_text, str) and plain[0].insert_text.startswith("nu")
+
+
 async def test_status_says_no_layer_was_offloaded_on_a_cpu_build(client: LanguageClient) -> None:
     import llama_cpp
 
