@@ -410,11 +410,15 @@ class LlamaEngine:
         keep = max(COLD_MIN_TOKENS // 2, budget - others)
         # Cut at a line start, estimated from this prefix's characters per token.
         chars = int(keep * len(request.prefix) / prefix_tokens)
-        start = request.prefix.find("\n", max(0, len(request.prefix) - chars))
-        if start < 0:
+        cut_from = max(0, len(request.prefix) - chars)
+        line_start = request.prefix.find("\n", cut_from)
+        # A prefix without a line break there (minified code, a 100,000-character line)
+        # is cut inside its line: a partial first line beats minutes of prefill.
+        start = line_start + 1 if line_start >= 0 else cut_from
+        if start <= 0:
             return prompt, stream_end, 0
         shorter, shorter_end = self.build_prompt_with_stream_end(
-            request.prefix[start + 1 :], request.suffix, reserve=request.max_tokens
+            request.prefix[start:], request.suffix, reserve=request.max_tokens
         )
         return shorter, shorter_end, max(0, len(prompt) - len(shorter))
 

@@ -134,6 +134,15 @@ def test_a_cold_prompt_is_cut_to_the_budget_and_a_warm_one_is_not(engine: LlamaE
     assert warm.stats.tokens_prompt >= whole
 
 
+def test_a_cold_prompt_without_line_breaks_is_cut_too(engine: LlamaEngine) -> None:
+    # Minified code, or 1 MB of "(": no line start to cut at near the cursor.
+    doc = "x=[" + ",".join(str(n) for n in range(3000))
+    cold = engine.complete(CompletionRequest(doc, "", max_tokens=4, stream_key="one-line", cold_prefill_ms=1))
+    # Most of the prompt (the prefix budget's worth of this line) was left out.
+    assert cold.stats.prefix_cut_tokens > 4 * cold.stats.tokens_prompt
+    assert cold.stats.tokens_evaluated <= cold.stats.tokens_prompt
+
+
 def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: LlamaEngine) -> None:
     cancel = threading.Event()
     long_prompt = LONG_PREFIX * 2
