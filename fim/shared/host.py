@@ -13,6 +13,12 @@ behind. A daemon that goes away cancels its own jobs.
 Crash isolation: a fault in llama.cpp takes down this process, not the editors'
 daemons; theirs see the connection close, answer that request with nothing, and start
 a new host on the next one.
+
+Lifetime: one host per socket, held by a lock file that also names its pid. A host
+started while another holds the lock waits for it (it may be loading, or exiting after
+its idle time) and exits at once if that one answers. A host that cannot load the model
+writes ``LOAD_FAILED`` and the reason as its last log line and exits with
+``LOAD_FAILED_EXIT``, for the daemon that started it to show.
 """
 
 from __future__ import annotations
@@ -34,12 +40,23 @@ from pathlib import Path
 from typing import Any
 
 from fim.backend import CompletionStats
-from fim.shared.wire import Channel, repository_from_wire, request_from_wire
+from fim.shared.wire import (
+    LOAD_FAILED,
+    LOAD_FAILED_EXIT,
+    Channel,
+    answers_ping,
+    repository_from_wire,
+    request_from_wire,
+)
 
 log = logging.getLogger(__name__)
 
 #: How long a generation waits for a daemon's verdict on its text before it stops.
 VERDICT_TIMEOUT_S = 30.0
+#: How often the idle check runs: a short idle time (the tests') is honoured to within it.
+ACCEPT_POLL_S = 0.25
+#: How long a new host waits for the one holding the lock to answer or go.
+LOCK_WAIT_S = 300.0
 
 
 @dataclass
@@ -66,7 +83,7 @@ class EngineHost:
 
     # ------------------------------------------------------------------ connections
     def serve(self, listener: socket.socket) -> None:
-        listener.settimeout(1.0)
+        listener.settimeout(ACCEPT_POLL_S)
         threading.Thread(target=self._work, name="engine", daemon=True).start()
         while not self._stopping.is_set():
             try:
@@ -75,7 +92,9 @@ class EngineHost:
                 with self._lock:
                     idle = self._connections == 0 and time.monotonic() - self._idle_since > self.idle_seconds
                 if idle:
-                    log.info("no daemon connected for %.0f s: exiting", self.idle_seconds)
+                    # A daemon that connects from now until the socket is gone sees it close
+                    # before its handshake is answered, and starts a new host.
+                    log.info("no daemon connected for %.1f s: exiting", self.idle_seconds)
                     self._stopping.set()
                 continue
             with self._lock:
@@ -212,12 +231,28 @@ def main(argv: list[str] | None = None) -> int:
 
     # One host per socket: the lock is held for the host's life and freed by the OS if it dies.
     with Path(f"{args.socket}.lock").open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take_lock(lock, args.socket):
             log.info("another host serves %s", args.socket)
             return 0
+        # The pid, for `fim-lsp doctor` and for the test suite to stop what its tests left.
+        os.ftruncate(lock.fileno(), 0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
         return _serve(args.socket, args.settings, args.idle_seconds)
+
+
+def _take_lock(lock: Any, path: Path) -> bool:
+    """Take the host lock, waiting while its holder loads or exits; False if a live host answers."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        if answers_ping(path) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _serve(path: Path, settings: str, idle_seconds: float) -> int:
@@ -226,7 +261,15 @@ def _serve(path: Path, settings: str, idle_seconds: float) -> int:
     from fim.llama.log import quiet_llama
 
     quiet_llama()
-    engine = LlamaEngine(EngineConfig(**json.loads(settings)))
+    try:
+        engine = LlamaEngine(EngineConfig(**json.loads(settings)))
+    except MemoryError:
+        print(f"{LOAD_FAILED}not enough RAM to load the model", file=sys.stderr, flush=True)
+        return LOAD_FAILED_EXIT
+    except Exception as error:  # ModelLoadError names the file; anything else must reach the user too
+        log.exception("the model did not load")
+        print(f"{LOAD_FAILED}{error}", file=sys.stderr, flush=True)
+        return LOAD_FAILED_EXIT
     listener = _bind(path)
     log.info("serving %s on %s", engine.describe().get("model_path"), path)
     try:
