@@ -30,8 +30,8 @@ def suggestion(connection: RawConnection, uri: str, character: int = 14) -> str:
     return str(items[0]["insertText"]) if items else ""
 
 
-def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path, tmp_path: Path) -> None:
-    windows = [RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)}) for _ in range(2)]
+def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path) -> None:
+    windows = [RawConnection() for _ in range(2)]
     hosts: set[Any] = set()
     try:
         for window in windows:
@@ -77,9 +77,9 @@ LONG_BODY = 'def fibonacci_table(count):\n    """Return the first count Fibonacc
 
 @pytest.mark.parametrize("kill_with", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_model_process_killed_mid_request_costs_one_answer(
-    model_path: Path, tmp_path: Path, kill_with: signal.Signals
+    model_path: Path, kill_with: signal.Signals
 ) -> None:
-    window = RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    window = RawConnection()
     hosts: set[Any] = set()
     try:
         window.start()
