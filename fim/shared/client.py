@@ -5,7 +5,9 @@ one connects to it, so several editor windows hold one copy of the model (see
 ``fim.shared.host``). Token counting stays in the daemon, on the model's own vocabulary
 loaded without its weights, so context building costs no round trip. When the host is
 gone (it crashed, or exited while idle) the request in flight gets an empty answer, a
-new host starts in the background, and requests answer empty until it is up.
+new host starts in the background, and requests answer empty until it is up. A host
+that ignores a cancel for ``HANG_S`` is hung in a native call: the daemon kills it (its
+pid came with the opening ping), which is then the same outage for every daemon.
 
 Every connection starts with a ping that must be answered: a host that is exiting
 (idle) may still accept a connection and then close it, and that is no outage, just a
@@ -63,11 +65,17 @@ SPAWN_TIMEOUT_S = 180.0
 IDLE_SECONDS = 600.0
 #: ...or after this many seconds when set (the test suite's are short: each host holds the model).
 IDLE_SECONDS_ENV = "FIM_LSP_ENGINE_IDLE_SECONDS"
+#: How long ``describe`` waits for the host before it reports the engine as down.
+DESCRIBE_TIMEOUT_S = 2.0
 #: How long a host has to answer the ping that opens every connection.
 HANDSHAKE_TIMEOUT_S = 30.0
 #: After a failed restart, the next is tried no sooner than this (a model that crashes
 #: llama.cpp as it loads would otherwise be loaded again on every keystroke).
 RESTART_BACKOFF_S = 5.0
+#: A host that has not ended a cancelled request this long after the cancel is hung in
+#: a native call (llama.cpp notices a cancel between two graph nodes, well under a
+#: second even on a busy machine): the daemon kills it, and a new one is started.
+HANG_S = 20.0
 #: The host's log is set aside (as .log.1) when it grows past this at a start.
 LOG_ROTATE_BYTES = 2**20
 #: How often a waiting request looks at its cancel flag.
@@ -100,6 +108,10 @@ class SharedEngine:
         self._restarting = threading.Event()
         self._retry_after = 0.0
         self._closing = False
+        #: The pid of the host connected to (its answer to the opening ping).
+        self.host_pid: int | None = None
+        #: Set when this daemon killed a hung host: what the user is told instead of the signal.
+        self._hang_reason = ""
         self.socket = socket_path(runtime_dir(), settings)
         if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH:
             raise ModelLoadError(
@@ -182,6 +194,8 @@ class SharedEngine:
             channel.close()
             return None
         sock.settimeout(None)
+        result = answer.get("result")
+        self.host_pid = result.get("pid") if isinstance(result, dict) else None
         return channel
 
     def _load_failure(self, code: int) -> str:
@@ -252,7 +266,10 @@ class SharedEngine:
             # The socket closes as the process dies, a moment before it can be reaped.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = process.wait(timeout=2.0)
-        if code is not None and code < 0:
+        hung, self._hang_reason = self._hang_reason, ""
+        if hung:
+            reason = hung
+        elif code is not None and code < 0:
             reason = f"killed by {signal.Signals(-code).name}"
         elif code is not None:
             reason = f"exited with code {code}"
@@ -317,16 +334,30 @@ class SharedEngine:
         cancel: threading.Event | None,
     ) -> Iterator[dict[str, Any]]:
         """One request's messages as they come, telling the host once when ``cancel`` is set."""
-        cancel_sent = False
+        cancel_sent: float | None = None
         while True:
-            if cancel is not None and cancel.is_set() and not cancel_sent:
+            if cancel is not None and cancel.is_set() and cancel_sent is None:
                 with contextlib.suppress(OSError):
                     channel.send({"op": "cancel", "id": request_id})
-                cancel_sent = True
+                cancel_sent = time.monotonic()
             try:
                 yield answers.get(timeout=POLL_S)
             except queue.Empty:
+                if cancel_sent is not None and time.monotonic() - cancel_sent > HANG_S:
+                    self._kill_hung(channel)
+                    cancel_sent = float("inf")  # once: the connection's end answers the request
                 continue
+
+    def _kill_hung(self, channel: Channel) -> None:
+        """End a host that ignores a cancel; every daemon of it then starts a new one."""
+        pid = self.host_pid
+        self._hang_reason = f"it did not stop a cancelled request within {HANG_S:.0f} s: hung, killed"
+        log.warning("the model process (pid %s) is hung: killing it", pid)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        else:
+            channel.close()
 
     # ------------------------------------------------------------------ Backend
     @property
@@ -336,7 +367,9 @@ class SharedEngine:
 
     def describe(self) -> dict[str, Any]:
         try:
-            described = self._call({"op": "describe"}, timeout=5.0)
+            # fim/status asks on the daemon's event loop: a host that stopped answering (hung)
+            # must not hold it long.
+            described = self._call({"op": "describe"}, timeout=DESCRIBE_TIMEOUT_S)
         except (HostGone, ModelLoadError, RuntimeError, queue.Empty):
             return {**self._last_described, "shared_engine": "down", "shared_engine_pid": None, "busy": False}
         self._last_described = dict(described)

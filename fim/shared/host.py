@@ -122,7 +122,8 @@ class EngineHost:
         op = message.get("op")
         request_id = message.get("id")
         if op == "ping":
-            channel.send({"id": request_id, "result": None})
+            # The pid: a daemon whose cancel this host ignores (a hang in llama.cpp) kills it.
+            channel.send({"id": request_id, "result": {"pid": os.getpid()}})
         elif op == "describe":
             described = {**self.engine.describe(), "shared_engine_pid": os.getpid()}
             channel.send({"id": request_id, "result": described})

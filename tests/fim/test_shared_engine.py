@@ -3,7 +3,8 @@
 Two ``fim-lsp serve`` processes with ``sharedEngine`` on (as two editor windows start
 them) find one host process and both get right completions from it. When the host dies
 (a crash in llama.cpp), at most the request in flight goes unanswered with text and the
-next ones are served by a new host.
+next ones are served by a new host. A host that stops answering (SIGSTOP, as a hang in a
+native call would) is killed by the daemon whose cancel it ignored, and replaced.
 """
 
 from __future__ import annotations
@@ -112,6 +113,47 @@ def test_a_model_process_killed_mid_request_costs_one_answer(
         window.open(other, SOURCE)
         assert "% 2 == 0" in suggestion(window, other)
         assert len([n for n in window.notifications if n.get("method") == "window/showMessage"]) == 1
+        assert window.alive
+    finally:
+        window.shutdown()
+        for pid in hosts:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
+    """SIGSTOP stands for a hang in a native call: the host answers nothing, not even a cancel."""
+    window = RawConnection()
+    hosts: set[Any] = set()
+    try:
+        window.start()
+        window.initialize(OPTIONS)
+        assert window.wait_ready()["state"] == "ready"
+        host = window.status()["sharedEnginePid"]
+        hosts.add(host)
+        uri = "file:///window/fib.py"
+        window.open(uri, LONG_BODY)
+        first = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
+        time.sleep(0.5)
+        os.kill(host, signal.SIGSTOP)
+        # A newer keystroke cancels the first request; the stopped host never ends it.
+        window.change(uri, 2, (2, 0), (2, 0), "    ")
+        second = window.inline(uri, 2, 4, invoked=True)
+        assert window.wait_all([first, second], 120) == [], "a request was never answered"
+        deadline = time.monotonic() + 30
+        while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
+            assert time.monotonic() < deadline, window.notifications
+            time.sleep(0.1)
+        message = shown[0]["params"]["message"]
+        assert "model process stopped" in message and "hung, killed" in message and ".log" in message, message
+        deadline = time.monotonic() + 120
+        while (new_host := window.status()["sharedEnginePid"]) in (None, host):
+            assert time.monotonic() < deadline, "the model process was not replaced"
+            time.sleep(0.2)
+        hosts.add(new_host)
+        other = "file:///window/is_even.py"
+        window.open(other, SOURCE)
+        assert "% 2 == 0" in suggestion(window, other)
         assert window.alive
     finally:
         window.shutdown()
