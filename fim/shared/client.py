@@ -442,9 +442,16 @@ class SharedEngine:
                 channel.send({"op": "forget", "key": key})
 
     def close(self) -> None:
+        """Leave the host: the daemon reloads with other settings (it exits without this).
+
+        ``release`` lets a host that no other daemon uses exit now rather than after its
+        idle time: the window has moved to another model or other engine settings.
+        """
         self._closing = True
         channel, self._channel = self._channel, None
         if channel is not None:
+            with contextlib.suppress(OSError):
+                channel.send({"op": "release"})
             channel.close()
         self._stack.close()
 

@@ -80,6 +80,8 @@ class EngineHost:
         self._stopping = threading.Event()
         #: Completion jobs by (channel, id), to route verdicts and cancels.
         self._by_id: dict[tuple[int, Any], Job] = {}
+        #: Connections whose daemon said ``release``: it loaded other settings.
+        self._released: set[int] = set()
 
     # ------------------------------------------------------------------ connections
     def serve(self, listener: socket.socket) -> None:
@@ -111,6 +113,12 @@ class EngineHost:
             with self._lock:
                 self._connections -= 1
                 self._idle_since = time.monotonic()
+                if id(channel) in self._released:
+                    self._released.discard(id(channel))
+                    if self._connections == 0:
+                        # The last daemon moved to other settings: no window is about to
+                        # come back to these, so the model's memory is freed now.
+                        self._idle_since -= self.idle_seconds
                 for key, job in list(self._by_id.items()):
                     if job.channel is channel:
                         job.cancel.set()
@@ -124,6 +132,9 @@ class EngineHost:
         if op == "ping":
             # The pid: a daemon whose cancel this host ignores (a hang in llama.cpp) kills it.
             channel.send({"id": request_id, "result": {"pid": os.getpid()}})
+        elif op == "release":
+            with self._lock:
+                self._released.add(id(channel))
         elif op == "describe":
             described = {**self.engine.describe(), "shared_engine_pid": os.getpid()}
             channel.send({"id": request_id, "result": described})

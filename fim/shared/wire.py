@@ -6,7 +6,7 @@ expect an answer, an ``id`` chosen by the client; answers and stream events carr
 
 * client → host: ``ping``, ``describe``, ``build_prompt``, ``complete`` (with the request),
   ``verdict`` (may the generation go on after this text?), ``cancel``, ``warm``,
-  ``forget``;
+  ``forget``, ``release`` (this daemon is leaving for other settings);
 * host → client: ``result`` (the answer to ``describe``, ``build_prompt``, ``warm`` and
   ``complete``), ``text`` (generation so far, waiting for a verdict), ``error``.
 

@@ -4,7 +4,8 @@ Two ``fim-lsp serve`` processes with ``sharedEngine`` on (as two editor windows 
 them) find one host process and both get right completions from it. When the host dies
 (a crash in llama.cpp), at most the request in flight goes unanswered with text and the
 next ones are served by a new host. A host that stops answering (SIGSTOP, as a hang in a
-native call would) is killed by the daemon whose cancel it ignored, and replaced.
+native call would) is killed by the daemon whose cancel it ignored, and replaced. New
+engine settings move a daemon to another host, and the one it leaves exits at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from fim.shared.client import IDLE_SECONDS_ENV
+from fim.shared.wire import live_hosts
 from harness.stress.wire import RawConnection
 
 SOURCE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
@@ -160,3 +163,32 @@ def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
         for pid in hosts:
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_settings_change_moves_to_another_host_and_frees_the_old_one(
+    model_path: Path, engine_folder: Path
+) -> None:
+    # The users' idle time: only the daemon's release can make the old host exit early.
+    window = RawConnection(env={IDLE_SECONDS_ENV: "600"})
+    try:
+        window.start()
+        window.initialize(OPTIONS)
+        assert window.wait_ready()["state"] == "ready"
+        old = window.status()["sharedEnginePid"]
+        assert [pid for _socket, pid in live_hosts(engine_folder)] == [old]
+        window.notify("workspace/didChangeConfiguration", {"settings": {"fimLsp": {"nCtx": 4096}}})
+        deadline = time.monotonic() + 120
+        while (current := window.status())["state"] != "ready" or current["sharedEnginePid"] in (None, old):
+            assert time.monotonic() < deadline, current
+            time.sleep(0.2)
+        new = current["sharedEnginePid"]
+        # No other daemon used the old settings: that host exits now, not in 10 minutes.
+        deadline = time.monotonic() + 60
+        while (running := [pid for _socket, pid in live_hosts(engine_folder)]) != [new]:
+            assert time.monotonic() < deadline, running
+            time.sleep(0.2)
+        uri = "file:///window/is_even.py"
+        window.open(uri, SOURCE)
+        assert "% 2 == 0" in suggestion(window, uri)
+    finally:
+        window.shutdown()
