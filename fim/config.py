@@ -48,7 +48,7 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     model: Annotated[str, RELOADS_MODEL] = DEFAULT_MODEL
     #: Fetch a registry model on start if it is not cached (the only network access).
     allow_download: bool = False
-    #: Where the model runs: "llama.cpp" on this machine (see ``shared_engine``), or on a
+    #: Where the model runs: "llama.cpp" on this machine (see sharedEngine), or on a
     #: server that speaks "openai" (/v1/completions: vLLM, TGI, llama-server, LM Studio,
     #: llamafile), "llama-server" (/infill) or "ollama" (/api/generate).
     backend: Annotated[Literal["llama.cpp", "openai", "llama-server", "ollama"], RELOADS_MODEL] = "llama.cpp"
@@ -84,7 +84,7 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: Hold the model in one engine process per user, shared by every editor window with
     #: the same model settings, instead of one copy per window; a crash in llama.cpp ends
     #: that process, never the daemon. It starts with the first window and exits after 10
-    #: minutes without one. False: the model runs inside each daemon (no crash isolation).
+    #: minutes without one. Off: the model runs inside each daemon (no crash isolation).
     shared_engine: Annotated[bool, RELOADS_MODEL] = True
     #: Documents whose token streams stay in the KV cache.
     document_streams: Annotated[int, msgspec.Meta(ge=0, le=15), RELOADS_MODEL] = 3
