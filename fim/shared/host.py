@@ -59,7 +59,7 @@ ACCEPT_POLL_S = 0.25
 LOCK_WAIT_S = 300.0
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: the queue removes it by identity
 class Job:
     kind: str  # "complete", "warm" or "forget"
     channel: Channel
@@ -158,10 +158,20 @@ class EngineHost:
         elif op in ("verdict", "cancel"):
             with self._lock:
                 found = self._by_id.get((id(channel), request_id))
+                # A queued job is answered now, not behind the job in flight (another
+                # window's, which may decode for its whole time budget): a daemon takes a
+                # cancel that stays unanswered for long for a hang.
+                queued = op == "cancel" and found is not None and found in self._jobs
+                if queued:
+                    assert found is not None
+                    self._jobs.remove(found)
+                    del self._by_id[(id(channel), request_id)]
             if found is not None:
                 if op == "cancel":
                     found.cancel.set()
                     found.verdicts.put(True)
+                    if queued:
+                        _answer_cancelled(found)
                 else:
                     found.verdicts.put(bool(message.get("stop")))
         else:
@@ -195,17 +205,14 @@ class EngineHost:
         if job.kind == "forget":
             self.engine.forget(message["key"])
             return
-        if job.kind == "warm":
-            evaluated = 0
-            if not job.cancel.is_set():
-                limit = message.get("max_tokens")
-                repository = repository_from_wire(message.get("repository"))
-                evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
-            job.channel.send({"id": request_id, "result": evaluated})
-            return
         if job.cancel.is_set():
-            stats = CompletionStats(stop_reason="cancelled", cancelled_in="queue")
-            job.channel.send({"id": request_id, "result": {"text": "", "stats": asdict(stats)}})
+            _answer_cancelled(job)
+            return
+        if job.kind == "warm":
+            limit = message.get("max_tokens")
+            repository = repository_from_wire(message.get("repository"))
+            evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
+            job.channel.send({"id": request_id, "result": evaluated})
             return
 
         def ask(text: str) -> bool:
@@ -218,6 +225,16 @@ class EngineHost:
 
         result = self.engine.complete(request_from_wire(message["request"]), job.cancel, ask)
         job.channel.send({"id": request_id, "result": {"text": result.text, "stats": asdict(result.stats)}})
+
+
+def _answer_cancelled(job: Job) -> None:
+    """The answer to a job cancelled before it ran: nothing evaluated, nothing generated."""
+    request_id = job.message.get("id")
+    if job.kind == "warm":
+        job.channel.send({"id": request_id, "result": 0})
+    elif job.kind == "complete":
+        stats = CompletionStats(stop_reason="cancelled", cancelled_in="queue")
+        job.channel.send({"id": request_id, "result": {"text": "", "stats": asdict(stats)}})
 
 
 def _bind(path: Path) -> socket.socket:
