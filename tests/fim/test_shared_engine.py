@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from fim.shared.client import IDLE_SECONDS_ENV
-from fim.shared.wire import live_hosts
+from fim.shared.wire import LOAD_FAILED, live_hosts
 from harness.stress.wire import RawConnection
 
 SOURCE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
@@ -190,5 +190,33 @@ def test_a_settings_change_moves_to_another_host_and_frees_the_old_one(
         uri = "file:///window/is_even.py"
         window.open(uri, SOURCE)
         assert "% 2 == 0" in suggestion(window, uri)
+    finally:
+        window.shutdown()
+
+
+def test_a_model_only_the_engine_process_finds_broken_is_named_at_once(
+    model_path: Path, tmp_path: Path, engine_folder: Path
+) -> None:
+    # A tensor renamed: the daemon's vocabulary-only check passes, the full load does not.
+    data = bytearray(model_path.read_bytes())
+    found = data.find(b"output_norm.weight")
+    data[found : found + 18] = b"outpux_norm.weight"
+    broken = tmp_path / "missing-tensor.gguf"
+    broken.write_bytes(bytes(data))
+    window = RawConnection()
+    try:
+        window.start()
+        window.initialize({**OPTIONS, "model": str(broken)})
+        current = window.wait_ready()
+        assert current["state"] == "error", current
+        assert str(broken) in current["error"] and "could not load" in current["error"], current
+        notes = window.notifications
+        shown = [n["params"]["message"] for n in notes if n.get("method") == "window/showMessage"]
+        assert len(shown) == 1 and str(broken) in shown[0], shown
+        # The host that failed is gone; its log says why, last.
+        assert live_hosts(engine_folder) == []
+        (log,) = engine_folder.glob("engine-*.sock.log")
+        assert log.read_text().strip().splitlines()[-1] == LOAD_FAILED + current["error"]
+        assert window.alive
     finally:
         window.shutdown()
