@@ -5,7 +5,9 @@ them) find one host process and both get right completions from it. When the hos
 (a crash in llama.cpp), at most the request in flight goes unanswered with text and the
 next ones are served by a new host. A host that stops answering (SIGSTOP, as a hang in a
 native call would) is killed by the daemon whose cancel it ignored, and replaced. New
-engine settings move a daemon to another host, and the one it leaves exits at once.
+engine settings move a daemon to another host, and the one it leaves exits at once. A
+model only the host finds broken is named at once, and ``fim/status`` through a host
+says what it says with the model in the daemon.
 """
 
 from __future__ import annotations
@@ -220,3 +222,30 @@ def test_a_model_only_the_engine_process_finds_broken_is_named_at_once(
         assert window.alive
     finally:
         window.shutdown()
+
+
+def test_status_through_the_engine_process_says_what_the_daemon_in_process_says(model_path: Path) -> None:
+    fields = ("modelPath", "template", "fimOrder", "threads", "gpuLayersOffloaded", "backend", "engineBusy")
+    seen: dict[bool, dict[str, Any]] = {}
+    for shared in (True, False):
+        window = RawConnection()
+        try:
+            window.start()
+            window.initialize({**OPTIONS, "sharedEngine": shared, "threads": 1})
+            assert window.wait_ready()["state"] == "ready"
+            uri = "file:///window/is_even.py"
+            window.open(uri, SOURCE)
+            assert "% 2 == 0" in suggestion(window, uri)
+            status = window.status()
+            assert (status["sharedEnginePid"] is not None) == shared, status
+            last = status["lastRequest"]
+            seen[shared] = {
+                **{name: status[name] for name in fields},
+                "totals": sorted(status["engineTotals"]),
+                "prompt": last["tokens_prompt"],
+                "generated": last["tokens_generated"],
+            }
+        finally:
+            window.shutdown()
+    assert seen[True] == seen[False]
+    assert seen[True]["threads"] == 1 and seen[True]["engineBusy"] is False and seen[True]["prompt"] > 0
