@@ -359,7 +359,8 @@ def advise(
 
 def check_engine(section: Section, config: Config) -> None:
     """Where the model runs: the shared engine processes of this user, or each daemon."""
-    from fim.shared.wire import LOAD_FAILED, live_hosts, runtime_dir
+    from fim.backend import ModelLoadError
+    from fim.shared.wire import LOAD_FAILED, RUNTIME_DIR_ENV, live_hosts, runtime_dir
 
     section.data["shared_engine"] = config.shared_engine
     if config.backend != "llama.cpp":
@@ -373,7 +374,11 @@ def check_engine(section: Section, config: Config) -> None:
             'leave `"sharedEngine"` at its default (true) unless you debug the engine in process',
         )
         return
-    folder = runtime_dir()
+    try:
+        folder = runtime_dir()
+    except ModelLoadError as error:
+        section.add("fail", str(error), f"unset {RUNTIME_DIR_ENV} or point it at a folder with mode 0700")
+        return
     hosts = live_hosts(folder)
     section.data.update(folder=str(folder), running=[{"socket": str(s), "pid": p} for s, p in hosts])
     section.add(

@@ -29,7 +29,13 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from fim.backend import CompletionRequest, CompletionStats, RepositoryContext, SamplingConfig
+from fim.backend import (
+    CompletionRequest,
+    CompletionStats,
+    ModelLoadError,
+    RepositoryContext,
+    SamplingConfig,
+)
 
 #: Bytes of one message at most; a prefix and suffix of a huge file stay well below.
 MAX_MESSAGE = 64 * 2**20
@@ -77,15 +83,18 @@ MAX_SOCKET_PATH = 107
 
 def runtime_dir() -> Path:
     """A directory only this user can enter: $FIM_LSP_RUNTIME_DIR, else $XDG_RUNTIME_DIR/fim-lsp,
-    else the cache's run/."""
+    else the cache's run/. Raises ModelLoadError for an override that others may enter."""
     override = os.environ.get(RUNTIME_DIR_ENV)
     base = os.environ.get("XDG_RUNTIME_DIR")
     if override:
         root = Path(override)
-    elif base:
-        root = Path(base) / "fim-lsp"
-    else:
-        root = Path.home() / ".cache" / "fim-lsp" / "run"
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Never chmod a folder the user named: it may be a shared one (/tmp).
+        if root.stat().st_mode & 0o077:
+            named = f"{RUNTIME_DIR_ENV}={override}"
+            raise ModelLoadError(f"{named}: other users may enter it; name a private folder")
+        return root
+    root = Path(base) / "fim-lsp" if base else Path.home() / ".cache" / "fim-lsp" / "run"
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     root.chmod(0o700)
     return root

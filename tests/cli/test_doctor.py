@@ -167,6 +167,14 @@ def test_engine_section_names_its_folder_and_a_failed_load(engine_folder: Path) 
     off = json.loads(doctor("--no-measure", "--json", "--options", '{"sharedEngine": false}').stdout)
     warned = [f for f in findings(off, "engine") if f["status"] == "warn"]
     assert len(warned) == 1 and "sharedEngine is off" in warned[0]["text"] and warned[0]["fix"]
+    # A folder others may enter is refused, and left as it was (it may be /tmp).
+    shared = engine_folder / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    done = json.loads(doctor("--no-measure", "--json", FIM_LSP_RUNTIME_DIR=str(shared)).stdout)
+    failed = [f for f in findings(done, "engine") if f["status"] == "fail"]
+    assert len(failed) == 1 and "other users may enter it" in failed[0]["text"] and failed[0]["fix"]
+    assert shared.stat().st_mode & 0o777 == 0o755
 
 
 def test_load_log_parser() -> None:
