@@ -11,6 +11,11 @@ from pathlib import Path
 from fim.positions import PositionEncoding, line_starts, position_of
 from harness.client import DaemonClient, insert_text_of, language_id_for
 
+#: One-shot commands load the model in their daemon (``sharedEngine`` off): an engine
+#: process started for one completion would hold a copy of the model for its 10 idle
+#: minutes after the command has exited, and a crash ends a one-shot command either way.
+ONE_SHOT_OPTIONS = {"sharedEngine": False}
+
 
 @dataclass
 class OneShotResult:
@@ -32,7 +37,7 @@ def _lsp_position(text: str, line: int, column: int) -> tuple[int, int]:
 
 
 async def _run(path: Path, line: int, column: int, model: str | None, show_stats: bool) -> OneShotResult:
-    options = {"model": model} if model else {}
+    options = {**ONE_SHOT_OPTIONS, "model": model} if model else dict(ONE_SHOT_OPTIONS)
     client = DaemonClient(initialization_options=options)
     await client.start()
     try:

@@ -1,6 +1,7 @@
 """``make demo``: a real completion session against the real daemon and model.
 
-It opens a fixture file in a daemon started exactly as an editor starts it, then visits
+It opens a fixture file in a daemon started as an editor starts it (with the model in
+the daemon, as for every one-shot command: ``cli.complete.ONE_SHOT_OPTIONS``), then visits
 several lines: each time the rest of the line is erased (as if the user were about to
 write it), an inline completion is requested at the cursor, and the suggestion is
 printed beside what the file really says there, with its latency.
@@ -12,6 +13,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from cli.complete import ONE_SHOT_OPTIONS
 from harness.client import DaemonClient, insert_text_of
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "src" / "stats.py"
@@ -28,7 +30,8 @@ HOLES = [
 async def _session(model: str | None) -> int:
     text = DEMO_FILE.read_text()
     lines = text.split("\n")
-    client = DaemonClient(initialization_options={"model": model} if model else {})
+    options = {**ONE_SHOT_OPTIONS, "model": model} if model else dict(ONE_SHOT_OPTIONS)
+    client = DaemonClient(initialization_options=options)
     print(f"starting `fim-lsp serve` and loading {model or 'the default model'} ...")
     started = time.perf_counter()
     await client.start()

@@ -2,7 +2,8 @@
 
 Sections, in order: the machine (CPU, instruction sets, cores, RAM, GPUs), the llama.cpp
 build (version, GPU offload, system info, the project's CPU flags), the models (cached,
-hashes, memory need for the options in force), a measurement of about 5 seconds with the
+hashes, memory need for the options in force), the engine processes (``sharedEngine``:
+where their sockets are, which run, whether the last load failed), a measurement of about 5 seconds with the
 configured model (prefill and decode speed, the latency of a keystroke and of a cold
 file open), advice (model, threads, nCtx, kvCacheType, gpuLayers and the GPU build
 command), the editors (found, plugin installed, daemon found) and remote backends.
@@ -79,6 +80,7 @@ def build_report(report: Report, args: argparse.Namespace) -> None:
     build = check_llama(report.section("llama", "llama.cpp build"), cpu, gpus)
     models_section = report.section("models", "Models")
     model_facts = check_models(models_section, config, memory, build, args.verify)
+    check_engine(report.section("engine", "Engine process (sharedEngine)"), config)
     measurement = None
     speed = report.section("speed", "Speed (about 5 s with the configured model)")
     if args.no_measure:
@@ -350,6 +352,52 @@ def advise(
 
 
 # ------------------------------------------------------------------------------ remote
+
+
+# ------------------------------------------------------------------------------- engine
+
+
+def check_engine(section: Section, config: Config) -> None:
+    """Where the model runs: the shared engine processes of this user, or each daemon."""
+    from fim.backend import ModelLoadError
+    from fim.shared.wire import LOAD_FAILED, RUNTIME_DIR_ENV, live_hosts, runtime_dir
+
+    section.data["shared_engine"] = config.shared_engine
+    if config.backend != "llama.cpp":
+        section.add("info", f"the model runs on {config.backend} servers: no engine process here")
+        return
+    if not config.shared_engine:
+        section.add(
+            "warn",
+            "sharedEngine is off: each daemon loads its own copy of the model, and a crash in "
+            "llama.cpp ends the editor's connection",
+            'leave `"sharedEngine"` at its default (true) unless you debug the engine in process',
+        )
+        return
+    try:
+        folder = runtime_dir()
+    except ModelLoadError as error:
+        section.add("fail", str(error), f"unset {RUNTIME_DIR_ENV} or point it at a folder with mode 0700")
+        return
+    hosts = live_hosts(folder)
+    section.data.update(folder=str(folder), running=[{"socket": str(s), "pid": p} for s, p in hosts])
+    section.add(
+        "info",
+        f"sockets and logs in {folder}; {len(hosts)} engine process(es) running"
+        + (": pid " + ", ".join(str(pid) for _socket, pid in hosts) if hosts else ""),
+    )
+    for log_path in sorted(folder.glob("engine-*.sock.log")):
+        try:
+            lines = log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            continue
+        if lines and lines[-1].startswith(LOAD_FAILED):
+            section.add(
+                "warn",
+                f"the last engine process of {log_path.name} did not load its model: "
+                + lines[-1].removeprefix(LOAD_FAILED),
+                f"fix the model file or options; the whole log: {log_path}",
+            )
 
 
 def check_remote_backends(section: Section, config: Config) -> None:

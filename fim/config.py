@@ -48,9 +48,9 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     model: Annotated[str, RELOADS_MODEL] = DEFAULT_MODEL
     #: Fetch a registry model on start if it is not cached (the only network access).
     allow_download: bool = False
-    #: Where the model runs: "llama.cpp" in this process, or on a server that speaks
-    #: "openai" (/v1/completions: vLLM, TGI, llama-server, LM Studio, llamafile),
-    #: "llama-server" (/infill) or "ollama" (/api/generate).
+    #: Where the model runs: "llama.cpp" on this machine (see sharedEngine), or on a
+    #: server that speaks "openai" (/v1/completions: vLLM, TGI, llama-server, LM Studio,
+    #: llamafile), "llama-server" (/infill) or "ollama" (/api/generate).
     backend: Annotated[Literal["llama.cpp", "openai", "llama-server", "ollama"], RELOADS_MODEL] = "llama.cpp"
     #: Remote backends: the server's URL, or a list of servers to spread the documents over.
     endpoint: Annotated[str | list[str], RELOADS_MODEL] = ""
@@ -82,9 +82,10 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     flash_attn: Annotated[bool, RELOADS_MODEL] = True
     kv_cache_type: Annotated[Literal["f16", "q8_0", "q4_0"], RELOADS_MODEL] = "f16"
     #: Hold the model in one engine process per user, shared by every editor window with
-    #: the same model settings, instead of one copy per window. It starts with the first
-    #: window and exits after 10 minutes without one.
-    shared_engine: Annotated[bool, RELOADS_MODEL] = False
+    #: the same model settings, instead of one copy per window; a crash in llama.cpp ends
+    #: that process, never the daemon. It starts with the first window and exits after 10
+    #: minutes without one. Off: the model runs inside each daemon (no crash isolation).
+    shared_engine: Annotated[bool, RELOADS_MODEL] = True
     #: Documents whose token streams stay in the KV cache.
     document_streams: Annotated[int, msgspec.Meta(ge=0, le=15), RELOADS_MODEL] = 3
     #: Token budget for text before the cursor.

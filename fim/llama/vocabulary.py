@@ -183,7 +183,7 @@ def open_vocabulary(path: str | Path, order: Order | None = None) -> Iterator[Vo
     params.vocab_only = True
     model = llama.llama_model_load_from_file(str(path).encode(), params)
     if not model:
-        raise ModelLoadError(f"{path}: llama.cpp could not load its vocabulary")
+        raise ModelLoadError(f"{path}: llama.cpp could not load it (corrupt or unsupported GGUF)")
     try:
         yield Vocabulary(llama.llama_model_get_vocab(model), order)
     finally:

@@ -4,8 +4,16 @@ The first daemon with given engine settings starts ``fim.shared.host`` and every
 one connects to it, so several editor windows hold one copy of the model (see
 ``fim.shared.host``). Token counting stays in the daemon, on the model's own vocabulary
 loaded without its weights, so context building costs no round trip. When the host is
-gone (it crashed, or exited while idle) the request in flight gets an empty answer and
-the next one starts a new host.
+gone (it crashed, or exited while idle) the request in flight gets an empty answer, a
+new host starts in the background, and requests answer empty until it is up. A host
+that ignores a cancel for ``HANG_S`` is hung in a native call: the daemon kills it (its
+pid came with the opening ping), which is then the same outage for every daemon.
+
+Every connection starts with a ping that must be answered: a host that is exiting
+(idle) may still accept a connection and then close it, and that is no outage, just a
+reason to start a new host. A model file that is missing or not a GGUF fails here, in
+the daemon, before a host is started; any other load failure is the host's last log
+line, raised as ``ModelLoadError`` as soon as the host exits.
 """
 
 from __future__ import annotations
@@ -36,14 +44,40 @@ from fim.backend import (
     RepositoryContext,
     StopCallback,
 )
-from fim.shared.wire import Channel, request_to_wire, runtime_dir, socket_path, stats_from_wire
+from fim.shared.wire import (
+    LOAD_FAILED,
+    LOAD_FAILED_EXIT,
+    MAX_SOCKET_PATH,
+    RUNTIME_DIR_ENV,
+    Channel,
+    request_to_wire,
+    runtime_dir,
+    socket_path,
+    stats_from_wire,
+)
+from fim.templates import TemplateError
 
 log = logging.getLogger(__name__)
 
 #: How long a daemon waits for a host it started to load the model and listen.
 SPAWN_TIMEOUT_S = 180.0
-#: A host exits after this long with no daemon connected.
+#: A host exits after this long with no daemon connected...
 IDLE_SECONDS = 600.0
+#: ...or after this many seconds when set (the test suite's are short: each host holds the model).
+IDLE_SECONDS_ENV = "FIM_LSP_ENGINE_IDLE_SECONDS"
+#: How long ``describe`` waits for the host before it reports the engine as down.
+DESCRIBE_TIMEOUT_S = 2.0
+#: How long a host has to answer the ping that opens every connection.
+HANDSHAKE_TIMEOUT_S = 30.0
+#: After a failed restart, the next is tried no sooner than this (a model that crashes
+#: llama.cpp as it loads would otherwise be loaded again on every keystroke).
+RESTART_BACKOFF_S = 5.0
+#: A host that has not ended a cancelled request this long after the cancel is hung in
+#: a native call (llama.cpp notices a cancel between two graph nodes, well under a
+#: second even on a busy machine): the daemon kills it, and a new one is started.
+HANG_S = 20.0
+#: The host's log is set aside (as .log.1) when it grows past this at a start.
+LOG_ROTATE_BYTES = 2**20
 #: How often a waiting request looks at its cancel flag.
 POLL_S = 0.02
 
@@ -59,20 +93,37 @@ class SharedEngine:
         self,
         settings: dict[str, Any],
         *,
-        idle_seconds: float = IDLE_SECONDS,
+        idle_seconds: float | None = None,
     ) -> None:
+        from fim.llama import check_gguf
         from fim.llama.vocabulary import open_vocabulary
 
+        # A missing or corrupt file is named at once, not after a host has tried it.
+        check_gguf(Path(settings["model_path"]))
         self.settings = settings
-        self.idle_seconds = idle_seconds
+        self.idle_seconds = idle_seconds if idle_seconds is not None else idle_seconds_from_env()
         #: Why the host went away, with its log's path: the error of every request until it is back.
         self.lost_message = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._restarting = threading.Event()
+        self._retry_after = 0.0
         self._closing = False
+        #: The pid of the host connected to (its answer to the opening ping).
+        self.host_pid: int | None = None
+        #: Set when this daemon killed a hung host: what the user is told instead of the signal.
+        self._hang_reason = ""
         self.socket = socket_path(runtime_dir(), settings)
+        if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH:
+            raise ModelLoadError(
+                f"the engine's socket path {self.socket} is too long for a Unix socket; "
+                f"set {RUNTIME_DIR_ENV} to a shorter folder"
+            )
         self._stack = contextlib.ExitStack()
-        self.vocabulary = self._stack.enter_context(open_vocabulary(settings["model_path"]))
+        try:
+            vocabulary = open_vocabulary(settings["model_path"], settings.get("fim_order"))
+            self.vocabulary = self._stack.enter_context(vocabulary)
+        except TemplateError as error:  # worded as the in-process engine words it
+            raise ModelLoadError(f"{settings['model_path']}: {error}") from error
         self._channel: Channel | None = None
         self._answers: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._answers_lock = threading.Lock()
@@ -82,62 +133,95 @@ class SharedEngine:
         self.connects = 0
         #: Times the host went away under this daemon.
         self.losses = 0
-        self._connect()
+        try:
+            # The first connection is waited for: the daemon is "loading" until the model is up.
+            self._attach(self._open_channel())
+        except BaseException:
+            self._stack.close()
+            raise
 
     # ------------------------------------------------------------------ connection
     def _connect(self) -> Channel:
-        if self._channel is not None:
-            return self._channel
-        if self._restarting.is_set():
-            raise HostGone("the model process is restarting")  # answer empty meanwhile
-        return self._attach(self._open_socket())
+        """The connection, or HostGone while there is none (a new host is started meanwhile)."""
+        channel = self._channel
+        if channel is not None:
+            return channel
+        # Never wait for a model to load on a request's thread: answer empty meanwhile.
+        if not self._restarting.is_set() and time.monotonic() >= self._retry_after:
+            self._restarting.set()
+            threading.Thread(target=self._restart, name="shared-engine-restart", daemon=True).start()
+        raise HostGone(self.lost_message or "the model process is restarting")
 
-    def _open_socket(self) -> socket.socket:
-        """A connection to the host, starting one if none answers; raises ModelLoadError."""
-        sock = self._try_connect()
-        if sock is not None:
-            return sock
-        process = self._spawn()
+    def _open_channel(self) -> Channel:
+        """A connection to a host that answers, starting one if none does; raises ModelLoadError."""
         deadline = time.monotonic() + SPAWN_TIMEOUT_S
-        while sock is None:
+        process: subprocess.Popen[bytes] | None = None
+        while (channel := self._try_channel()) is None:
+            if process is None or process.poll() == 0:
+                # None started yet, or ours exited because another host answered, which has
+                # gone since (it was exiting while idle): start one.
+                process = self._spawn()
+            elif process.poll() is not None:
+                raise ModelLoadError(self._load_failure(process.returncode))
             if time.monotonic() > deadline:
-                raise ModelLoadError(f"the shared engine did not start within {SPAWN_TIMEOUT_S:.0f} s")
-            # Exit 0 means another daemon's host took the socket: keep trying to connect.
-            if process.poll() not in (None, 0):
-                raise ModelLoadError(f"the shared engine failed to start: {self._log_tail()}")
+                took = f"did not start within {SPAWN_TIMEOUT_S:.0f} s"
+                raise ModelLoadError(f"the model process {took}; its log: {self.log_path}")
             time.sleep(0.1)
-            sock = self._try_connect()
-        return sock
+        return channel
 
-    def _attach(self, sock: socket.socket) -> Channel:
-        channel = Channel(sock)
+    def _attach(self, channel: Channel) -> Channel:
         self._channel = channel
         self.connects += 1
         threading.Thread(target=self._read, args=(channel,), name="shared-engine", daemon=True).start()
         return channel
 
-    def _try_connect(self) -> socket.socket | None:
+    def _try_channel(self) -> Channel | None:
+        """A connection whose opening ping was answered, or None."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(str(self.socket))
+            sock.settimeout(HANDSHAKE_TIMEOUT_S)
         except OSError:
             sock.close()
             return None
-        return sock
+        channel = Channel(sock)
+        try:
+            channel.send({"op": "ping", "id": 0})
+            answer = channel.receive()
+        except (OSError, ValueError):
+            answer = None
+        if answer is None or answer.get("id") != 0:
+            channel.close()
+            return None
+        sock.settimeout(None)
+        result = answer.get("result")
+        self.host_pid = result.get("pid") if isinstance(result, dict) else None
+        return channel
+
+    def _load_failure(self, code: int) -> str:
+        """Why the host this daemon started exited before it listened, for the user."""
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        if code == LOAD_FAILED_EXIT:
+            for line in reversed(lines):
+                if line.startswith(LOAD_FAILED):
+                    return line.removeprefix(LOAD_FAILED)
+        reason = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        last = f": {lines[-1]}" if lines else ""
+        model = self.settings["model_path"]
+        return f"the model process {reason} while loading {model}{last}; its log: {self.log_path}"
 
     @property
     def log_path(self) -> Path:
         return Path(f"{self.socket}.log")
 
-    def _log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return lines[-1] if lines else "no log"
-
     def _spawn(self) -> subprocess.Popen[bytes]:
         log.info("starting the shared engine on %s", self.socket)
+        with contextlib.suppress(OSError):
+            if self.log_path.stat().st_size > LOG_ROTATE_BYTES:
+                self.log_path.replace(f"{self.log_path}.1")
         command = [
             sys.executable, "-m", "fim.shared.host", "--socket", str(self.socket),
             "--settings", json.dumps(self.settings), "--idle-seconds", str(self.idle_seconds),
@@ -171,6 +255,7 @@ class SharedEngine:
         if lost:
             self.losses += 1
             log.warning("%s", self.lost_message)
+            self._retry_after = 0.0
             threading.Thread(target=self._restart, name="shared-engine-restart", daemon=True).start()
 
     def _why_lost(self) -> str:
@@ -181,7 +266,10 @@ class SharedEngine:
             # The socket closes as the process dies, a moment before it can be reaped.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = process.wait(timeout=2.0)
-        if code is not None and code < 0:
+        hung, self._hang_reason = self._hang_reason, ""
+        if hung:
+            reason = hung
+        elif code is not None and code < 0:
             reason = f"killed by {signal.Signals(-code).name}"
         elif code is not None:
             reason = f"exited with code {code}"
@@ -191,9 +279,16 @@ class SharedEngine:
 
     def _restart(self) -> None:
         try:
-            self._attach(self._open_socket())
+            channel = self._open_channel()
         except (ModelLoadError, OSError) as error:
             log.warning("the model process did not come back: %s", error)
+            self.lost_message = f"the model process did not come back: {error}"
+            self._retry_after = time.monotonic() + RESTART_BACKOFF_S
+        else:
+            if self._closing:
+                channel.close()
+            else:
+                self._attach(channel)
         finally:
             self._restarting.clear()
 
@@ -239,16 +334,30 @@ class SharedEngine:
         cancel: threading.Event | None,
     ) -> Iterator[dict[str, Any]]:
         """One request's messages as they come, telling the host once when ``cancel`` is set."""
-        cancel_sent = False
+        cancel_sent: float | None = None
         while True:
-            if cancel is not None and cancel.is_set() and not cancel_sent:
+            if cancel is not None and cancel.is_set() and cancel_sent is None:
                 with contextlib.suppress(OSError):
                     channel.send({"op": "cancel", "id": request_id})
-                cancel_sent = True
+                cancel_sent = time.monotonic()
             try:
                 yield answers.get(timeout=POLL_S)
             except queue.Empty:
+                if cancel_sent is not None and time.monotonic() - cancel_sent > HANG_S:
+                    self._kill_hung(channel)
+                    cancel_sent = float("inf")  # once: the connection's end answers the request
                 continue
+
+    def _kill_hung(self, channel: Channel) -> None:
+        """End a host that ignores a cancel; every daemon of it then starts a new one."""
+        pid = self.host_pid
+        self._hang_reason = f"it did not stop a cancelled request within {HANG_S:.0f} s: hung, killed"
+        log.warning("the model process (pid %s) is hung: killing it", pid)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        else:
+            channel.close()
 
     # ------------------------------------------------------------------ Backend
     @property
@@ -258,7 +367,9 @@ class SharedEngine:
 
     def describe(self) -> dict[str, Any]:
         try:
-            described = self._call({"op": "describe"}, timeout=5.0)
+            # fim/status asks on the daemon's event loop: a host that stopped answering (hung)
+            # must not hold it long.
+            described = self._call({"op": "describe"}, timeout=DESCRIBE_TIMEOUT_S)
         except (HostGone, ModelLoadError, RuntimeError, queue.Empty):
             return {**self._last_described, "shared_engine": "down", "shared_engine_pid": None, "busy": False}
         self._last_described = dict(described)
@@ -331,11 +442,26 @@ class SharedEngine:
                 channel.send({"op": "forget", "key": key})
 
     def close(self) -> None:
+        """Leave the host: the daemon reloads with other settings (it exits without this).
+
+        ``release`` lets a host that no other daemon uses exit now rather than after its
+        idle time: the window has moved to another model or other engine settings.
+        """
         self._closing = True
         channel, self._channel = self._channel, None
         if channel is not None:
+            with contextlib.suppress(OSError):
+                channel.send({"op": "release"})
             channel.close()
         self._stack.close()
+
+
+def idle_seconds_from_env() -> float:
+    """``FIM_LSP_ENGINE_IDLE_SECONDS`` when it is a number of seconds, else ``IDLE_SECONDS``."""
+    try:
+        return max(0.0, float(os.environ[IDLE_SECONDS_ENV]))
+    except (KeyError, ValueError):
+        return IDLE_SECONDS
 
 
 def _nothing(reason: str) -> CompletionResult:

@@ -13,6 +13,12 @@ behind. A daemon that goes away cancels its own jobs.
 Crash isolation: a fault in llama.cpp takes down this process, not the editors'
 daemons; theirs see the connection close, answer that request with nothing, and start
 a new host on the next one.
+
+Lifetime: one host per socket, held by a lock file that also names its pid. A host
+started while another holds the lock waits for it (it may be loading, or exiting after
+its idle time) and exits at once if that one answers. A host that cannot load the model
+writes ``LOAD_FAILED`` and the reason as its last log line and exits with
+``LOAD_FAILED_EXIT``, for the daemon that started it to show.
 """
 
 from __future__ import annotations
@@ -34,15 +40,26 @@ from pathlib import Path
 from typing import Any
 
 from fim.backend import CompletionStats
-from fim.shared.wire import Channel, repository_from_wire, request_from_wire
+from fim.shared.wire import (
+    LOAD_FAILED,
+    LOAD_FAILED_EXIT,
+    Channel,
+    answers_ping,
+    repository_from_wire,
+    request_from_wire,
+)
 
 log = logging.getLogger(__name__)
 
 #: How long a generation waits for a daemon's verdict on its text before it stops.
 VERDICT_TIMEOUT_S = 30.0
+#: How often the idle check runs: a short idle time (the tests') is honoured to within it.
+ACCEPT_POLL_S = 0.25
+#: How long a new host waits for the one holding the lock to answer or go.
+LOCK_WAIT_S = 300.0
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself: the queue removes it by identity
 class Job:
     kind: str  # "complete", "warm" or "forget"
     channel: Channel
@@ -63,10 +80,12 @@ class EngineHost:
         self._stopping = threading.Event()
         #: Completion jobs by (channel, id), to route verdicts and cancels.
         self._by_id: dict[tuple[int, Any], Job] = {}
+        #: Connections whose daemon said ``release``: it loaded other settings.
+        self._released: set[int] = set()
 
     # ------------------------------------------------------------------ connections
     def serve(self, listener: socket.socket) -> None:
-        listener.settimeout(1.0)
+        listener.settimeout(ACCEPT_POLL_S)
         threading.Thread(target=self._work, name="engine", daemon=True).start()
         while not self._stopping.is_set():
             try:
@@ -75,7 +94,9 @@ class EngineHost:
                 with self._lock:
                     idle = self._connections == 0 and time.monotonic() - self._idle_since > self.idle_seconds
                 if idle:
-                    log.info("no daemon connected for %.0f s: exiting", self.idle_seconds)
+                    # A daemon that connects from now until the socket is gone sees it close
+                    # before its handshake is answered, and starts a new host.
+                    log.info("no daemon connected for %.1f s: exiting", self.idle_seconds)
                     self._stopping.set()
                 continue
             with self._lock:
@@ -92,6 +113,12 @@ class EngineHost:
             with self._lock:
                 self._connections -= 1
                 self._idle_since = time.monotonic()
+                if id(channel) in self._released:
+                    self._released.discard(id(channel))
+                    if self._connections == 0:
+                        # The last daemon moved to other settings: no window is about to
+                        # come back to these, so the model's memory is freed now.
+                        self._idle_since -= self.idle_seconds
                 for key, job in list(self._by_id.items()):
                     if job.channel is channel:
                         job.cancel.set()
@@ -103,7 +130,11 @@ class EngineHost:
         op = message.get("op")
         request_id = message.get("id")
         if op == "ping":
-            channel.send({"id": request_id, "result": None})
+            # The pid: a daemon whose cancel this host ignores (a hang in llama.cpp) kills it.
+            channel.send({"id": request_id, "result": {"pid": os.getpid()}})
+        elif op == "release":
+            with self._lock:
+                self._released.add(id(channel))
         elif op == "describe":
             described = {**self.engine.describe(), "shared_engine_pid": os.getpid()}
             channel.send({"id": request_id, "result": described})
@@ -127,10 +158,20 @@ class EngineHost:
         elif op in ("verdict", "cancel"):
             with self._lock:
                 found = self._by_id.get((id(channel), request_id))
+                # A queued job is answered now, not behind the job in flight (another
+                # window's, which may decode for its whole time budget): a daemon takes a
+                # cancel that stays unanswered for long for a hang.
+                queued = op == "cancel" and found is not None and found in self._jobs
+                if queued:
+                    assert found is not None
+                    self._jobs.remove(found)
+                    del self._by_id[(id(channel), request_id)]
             if found is not None:
                 if op == "cancel":
                     found.cancel.set()
                     found.verdicts.put(True)
+                    if queued:
+                        _answer_cancelled(found)
                 else:
                     found.verdicts.put(bool(message.get("stop")))
         else:
@@ -164,17 +205,14 @@ class EngineHost:
         if job.kind == "forget":
             self.engine.forget(message["key"])
             return
-        if job.kind == "warm":
-            evaluated = 0
-            if not job.cancel.is_set():
-                limit = message.get("max_tokens")
-                repository = repository_from_wire(message.get("repository"))
-                evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
-            job.channel.send({"id": request_id, "result": evaluated})
-            return
         if job.cancel.is_set():
-            stats = CompletionStats(stop_reason="cancelled", cancelled_in="queue")
-            job.channel.send({"id": request_id, "result": {"text": "", "stats": asdict(stats)}})
+            _answer_cancelled(job)
+            return
+        if job.kind == "warm":
+            limit = message.get("max_tokens")
+            repository = repository_from_wire(message.get("repository"))
+            evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
+            job.channel.send({"id": request_id, "result": evaluated})
             return
 
         def ask(text: str) -> bool:
@@ -187,6 +225,16 @@ class EngineHost:
 
         result = self.engine.complete(request_from_wire(message["request"]), job.cancel, ask)
         job.channel.send({"id": request_id, "result": {"text": result.text, "stats": asdict(result.stats)}})
+
+
+def _answer_cancelled(job: Job) -> None:
+    """The answer to a job cancelled before it ran: nothing evaluated, nothing generated."""
+    request_id = job.message.get("id")
+    if job.kind == "warm":
+        job.channel.send({"id": request_id, "result": 0})
+    elif job.kind == "complete":
+        stats = CompletionStats(stop_reason="cancelled", cancelled_in="queue")
+        job.channel.send({"id": request_id, "result": {"text": "", "stats": asdict(stats)}})
 
 
 def _bind(path: Path) -> socket.socket:
@@ -212,12 +260,28 @@ def main(argv: list[str] | None = None) -> int:
 
     # One host per socket: the lock is held for the host's life and freed by the OS if it dies.
     with Path(f"{args.socket}.lock").open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take_lock(lock, args.socket):
             log.info("another host serves %s", args.socket)
             return 0
+        # The pid, for `fim-lsp doctor` and for the test suite to stop what its tests left.
+        os.ftruncate(lock.fileno(), 0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
         return _serve(args.socket, args.settings, args.idle_seconds)
+
+
+def _take_lock(lock: Any, path: Path) -> bool:
+    """Take the host lock, waiting while its holder loads or exits; False if a live host answers."""
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        if answers_ping(path) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def _serve(path: Path, settings: str, idle_seconds: float) -> int:
@@ -226,7 +290,15 @@ def _serve(path: Path, settings: str, idle_seconds: float) -> int:
     from fim.llama.log import quiet_llama
 
     quiet_llama()
-    engine = LlamaEngine(EngineConfig(**json.loads(settings)))
+    try:
+        engine = LlamaEngine(EngineConfig(**json.loads(settings)))
+    except MemoryError:
+        print(f"{LOAD_FAILED}not enough RAM to load the model", file=sys.stderr, flush=True)
+        return LOAD_FAILED_EXIT
+    except Exception as error:  # ModelLoadError names the file; anything else must reach the user too
+        log.exception("the model did not load")
+        print(f"{LOAD_FAILED}{error}", file=sys.stderr, flush=True)
+        return LOAD_FAILED_EXIT
     listener = _bind(path)
     log.info("serving %s on %s", engine.describe().get("model_path"), path)
     try:

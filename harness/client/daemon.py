@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from pygls.lsp.client import LanguageClient
 
 from harness.client.inline import as_inline_list
+from harness.engines import engine_env
 
 
 def client_capabilities() -> types.ClientCapabilities:
@@ -93,7 +94,7 @@ class DaemonClient:
         def on_progress(_params: types.ProgressParams) -> None:
             pass
 
-        await self.client.start_io(*self.command, env={**os.environ, **(env or {})})
+        await self.client.start_io(*self.command, env={**os.environ, **engine_env(), **(env or {})})
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=client_capabilities(),

@@ -28,9 +28,11 @@ def measure(model_path: str, pings: int, requests: int) -> dict[str, Any]:
     import os
 
     from fim.shared.client import SharedEngine
+    from fim.shared.wire import RUNTIME_DIR_ENV
 
     config, _problems = parse({})
-    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="fim-ipc-")
+    # A host of its own: an editor's host would share the engine thread with its windows.
+    os.environ[RUNTIME_DIR_ENV] = tempfile.mkdtemp(prefix="fim-ipc-")
     engine = SharedEngine(asdict(engine_config(config, model_path)), idle_seconds=5)
     try:
         engine.ping()

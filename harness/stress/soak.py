@@ -7,8 +7,9 @@ by character, each keystroke a ``didChange`` and an automatic inline request tha
 cancels the one before it (as VS Code does); at the end of the line the answer is
 awaited, as when a user pauses. This goes on until ``--requests`` requests were sent.
 
-Every ``--sample-every`` requests the daemon's resident memory (RSS) and open file
-descriptors are read from /proc. RSS after the warm-up (``--warmup`` requests) must not
+Every ``--sample-every`` requests the daemon's resident memory (RSS), with its engine
+process's added (``sharedEngine``, where the model is), and open file descriptors are
+read from /proc. RSS after the warm-up (``--warmup`` requests) must not
 grow by more than ``--max-growth-mb``. At the end every document is closed and the
 daemon must hold no document state: no open documents, no document streams in the
 KV cache, no per-document entries in the completion service.
@@ -27,7 +28,7 @@ from typing import Any
 
 from harness.report import emit_report, machine, markdown_table, percentile, round_or_none
 from harness.runner import add_common_options, our_options
-from harness.stress.wire import RawConnection
+from harness.stress.wire import RawConnection, rss_bytes
 
 #: Standard-library modules used as the documents (real code, present with every Python).
 MODULES = (
@@ -79,8 +80,11 @@ def editable_lines(text: str) -> list[int]:
 class Sample:
     requests: int
     seconds: float
+    #: The daemon's RSS plus its engine process's (sharedEngine): what the session holds.
     rss_mb: float | None
     fds: int | None
+    #: The engine process's part of ``rss_mb`` (None: the model runs in the daemon).
+    engine_rss_mb: float | None = None
 
 
 @dataclass
@@ -103,12 +107,17 @@ class Soak:
 
     def sample(self) -> None:
         rss = self.connection.rss()
+        # The model's memory is in the engine process by default: a leak there counts too.
+        engine_pid = self.connection.status().get("sharedEnginePid")
+        engine = rss_bytes(engine_pid) if isinstance(engine_pid, int) else None
+        total = (rss or 0) + (engine or 0)
         self.samples.append(
             Sample(
                 self.requests,
                 round(time.perf_counter() - self.started, 1),
-                round(rss / 2**20, 1) if rss else None,
+                round(total / 2**20, 1) if rss else None,
                 self.connection.fds(),
+                round(engine / 2**20, 1) if engine else None,
             )
         )
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.engines import engine_env
+
 #: ``fim-lsp serve`` run by this interpreter, so the checkout and venv under test are the ones run.
 SERVE_COMMAND = [sys.executable, "-m", "cli", "serve"]
 
@@ -112,7 +114,7 @@ class RawConnection:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, **self.env},
+            env={**os.environ, **engine_env(), **self.env},
             cwd=cwd,
         )
         threading.Thread(target=self._read_stdout, name="wire-stdout", daemon=True).start()

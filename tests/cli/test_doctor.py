@@ -53,6 +53,7 @@ def test_every_section_is_there(report: dict[str, Any]) -> None:
         "machine",
         "llama",
         "models",
+        "engine",
         "speed",
         "advice",
         "editors",
@@ -149,6 +150,31 @@ def test_bad_options_and_a_missing_model_fail_with_a_fix(tmp_path: Path) -> None
     not_pulled = doctor("--no-measure", "--json", "--model", "qwen2.5-coder-7b", FIM_LSP_CACHE=str(tmp_path))
     failed = [f for f in findings(json.loads(not_pulled.stdout), "models") if f["status"] == "fail"]
     assert failed[0]["fix"] == "fim-lsp model pull qwen2.5-coder-7b"
+
+
+def test_engine_section_names_its_folder_and_a_failed_load(engine_folder: Path) -> None:
+    from fim.shared.wire import LOAD_FAILED
+
+    log = engine_folder / "engine-0123456789abcdef.sock.log"
+    log.write_text(f"starting\n{LOAD_FAILED}/models/x.gguf: model file not found\n")
+    data = json.loads(doctor("--no-measure", "--json").stdout)
+    engine = data["sections"]["engine"]
+    assert engine["data"]["shared_engine"] is True
+    assert engine["data"]["folder"] == str(engine_folder) and engine["data"]["running"] == []
+    warned = [f for f in engine["findings"] if f["status"] == "warn"]
+    assert len(warned) == 1 and "/models/x.gguf: model file not found" in warned[0]["text"]
+    assert str(log) in warned[0]["fix"]
+    off = json.loads(doctor("--no-measure", "--json", "--options", '{"sharedEngine": false}').stdout)
+    warned = [f for f in findings(off, "engine") if f["status"] == "warn"]
+    assert len(warned) == 1 and "sharedEngine is off" in warned[0]["text"] and warned[0]["fix"]
+    # A folder others may enter is refused, and left as it was (it may be /tmp).
+    shared = engine_folder / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    done = json.loads(doctor("--no-measure", "--json", FIM_LSP_RUNTIME_DIR=str(shared)).stdout)
+    failed = [f for f in findings(done, "engine") if f["status"] == "fail"]
+    assert len(failed) == 1 and "other users may enter it" in failed[0]["text"] and failed[0]["fix"]
+    assert shared.stat().st_mode & 0o777 == 0o755
 
 
 def test_load_log_parser() -> None:

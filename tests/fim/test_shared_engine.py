@@ -3,7 +3,11 @@
 Two ``fim-lsp serve`` processes with ``sharedEngine`` on (as two editor windows start
 them) find one host process and both get right completions from it. When the host dies
 (a crash in llama.cpp), at most the request in flight goes unanswered with text and the
-next ones are served by a new host.
+next ones are served by a new host. A host that stops answering (SIGSTOP, as a hang in a
+native call would) is killed by the daemon whose cancel it ignored, and replaced. New
+engine settings move a daemon to another host, and the one it leaves exits at once. A
+model only the host finds broken is named at once, and ``fim/status`` through a host
+says what it says with the model in the daemon.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from fim.shared.client import IDLE_SECONDS_ENV
+from fim.shared.wire import LOAD_FAILED, live_hosts
 from harness.stress.wire import RawConnection
 
 SOURCE = 'def is_even(number):\n    """Return True when number is divisible by two."""\n    return num'
@@ -30,8 +36,8 @@ def suggestion(connection: RawConnection, uri: str, character: int = 14) -> str:
     return str(items[0]["insertText"]) if items else ""
 
 
-def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path, tmp_path: Path) -> None:
-    windows = [RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)}) for _ in range(2)]
+def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path) -> None:
+    windows = [RawConnection() for _ in range(2)]
     hosts: set[Any] = set()
     try:
         for window in windows:
@@ -77,9 +83,9 @@ LONG_BODY = 'def fibonacci_table(count):\n    """Return the first count Fibonacc
 
 @pytest.mark.parametrize("kill_with", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_model_process_killed_mid_request_costs_one_answer(
-    model_path: Path, tmp_path: Path, kill_with: signal.Signals
+    model_path: Path, kill_with: signal.Signals
 ) -> None:
-    window = RawConnection(env={"XDG_RUNTIME_DIR": str(tmp_path)})
+    window = RawConnection()
     hosts: set[Any] = set()
     try:
         window.start()
@@ -118,3 +124,128 @@ def test_a_model_process_killed_mid_request_costs_one_answer(
         for pid in hosts:
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
+    """SIGSTOP stands for a hang in a native call: the host answers nothing, not even a cancel."""
+    window = RawConnection()
+    hosts: set[Any] = set()
+    try:
+        window.start()
+        window.initialize(OPTIONS)
+        assert window.wait_ready()["state"] == "ready"
+        host = window.status()["sharedEnginePid"]
+        hosts.add(host)
+        uri = "file:///window/fib.py"
+        window.open(uri, LONG_BODY)
+        first = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
+        time.sleep(0.5)
+        os.kill(host, signal.SIGSTOP)
+        # A newer keystroke cancels the first request; the stopped host never ends it.
+        window.change(uri, 2, (2, 0), (2, 0), "    ")
+        second = window.inline(uri, 2, 4, invoked=True)
+        assert window.wait_all([first, second], 120) == [], "a request was never answered"
+        deadline = time.monotonic() + 30
+        while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
+            assert time.monotonic() < deadline, window.notifications
+            time.sleep(0.1)
+        message = shown[0]["params"]["message"]
+        assert "model process stopped" in message and "hung, killed" in message and ".log" in message, message
+        deadline = time.monotonic() + 120
+        while (new_host := window.status()["sharedEnginePid"]) in (None, host):
+            assert time.monotonic() < deadline, "the model process was not replaced"
+            time.sleep(0.2)
+        hosts.add(new_host)
+        other = "file:///window/is_even.py"
+        window.open(other, SOURCE)
+        assert "% 2 == 0" in suggestion(window, other)
+        assert window.alive
+    finally:
+        window.shutdown()
+        for pid in hosts:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_settings_change_moves_to_another_host_and_frees_the_old_one(
+    model_path: Path, engine_folder: Path
+) -> None:
+    # The users' idle time: only the daemon's release can make the old host exit early.
+    window = RawConnection(env={IDLE_SECONDS_ENV: "600"})
+    try:
+        window.start()
+        window.initialize(OPTIONS)
+        assert window.wait_ready()["state"] == "ready"
+        old = window.status()["sharedEnginePid"]
+        assert [pid for _socket, pid in live_hosts(engine_folder)] == [old]
+        window.notify("workspace/didChangeConfiguration", {"settings": {"fimLsp": {"nCtx": 4096}}})
+        deadline = time.monotonic() + 120
+        while (current := window.status())["state"] != "ready" or current["sharedEnginePid"] in (None, old):
+            assert time.monotonic() < deadline, current
+            time.sleep(0.2)
+        new = current["sharedEnginePid"]
+        # No other daemon used the old settings: that host exits now, not in 10 minutes.
+        deadline = time.monotonic() + 60
+        while (running := [pid for _socket, pid in live_hosts(engine_folder)]) != [new]:
+            assert time.monotonic() < deadline, running
+            time.sleep(0.2)
+        uri = "file:///window/is_even.py"
+        window.open(uri, SOURCE)
+        assert "% 2 == 0" in suggestion(window, uri)
+    finally:
+        window.shutdown()
+
+
+def test_a_model_only_the_engine_process_finds_broken_is_named_at_once(
+    model_path: Path, tmp_path: Path, engine_folder: Path
+) -> None:
+    # A tensor renamed: the daemon's vocabulary-only check passes, the full load does not.
+    data = bytearray(model_path.read_bytes())
+    found = data.find(b"output_norm.weight")
+    data[found : found + 18] = b"outpux_norm.weight"
+    broken = tmp_path / "missing-tensor.gguf"
+    broken.write_bytes(bytes(data))
+    window = RawConnection()
+    try:
+        window.start()
+        window.initialize({**OPTIONS, "model": str(broken)})
+        current = window.wait_ready()
+        assert current["state"] == "error", current
+        assert str(broken) in current["error"] and "could not load" in current["error"], current
+        notes = window.notifications
+        shown = [n["params"]["message"] for n in notes if n.get("method") == "window/showMessage"]
+        assert len(shown) == 1 and str(broken) in shown[0], shown
+        # The host that failed is gone; its log says why, last.
+        assert live_hosts(engine_folder) == []
+        (log,) = engine_folder.glob("engine-*.sock.log")
+        assert log.read_text().strip().splitlines()[-1] == LOAD_FAILED + current["error"]
+        assert window.alive
+    finally:
+        window.shutdown()
+
+
+def test_status_through_the_engine_process_says_what_the_daemon_in_process_says(model_path: Path) -> None:
+    fields = ("modelPath", "template", "fimOrder", "threads", "gpuLayersOffloaded", "backend", "engineBusy")
+    seen: dict[bool, dict[str, Any]] = {}
+    for shared in (True, False):
+        window = RawConnection()
+        try:
+            window.start()
+            window.initialize({**OPTIONS, "sharedEngine": shared, "threads": 1})
+            assert window.wait_ready()["state"] == "ready"
+            uri = "file:///window/is_even.py"
+            window.open(uri, SOURCE)
+            assert "% 2 == 0" in suggestion(window, uri)
+            status = window.status()
+            assert (status["sharedEnginePid"] is not None) == shared, status
+            last = status["lastRequest"]
+            seen[shared] = {
+                **{name: status[name] for name in fields},
+                "totals": sorted(status["engineTotals"]),
+                "prompt": last["tokens_prompt"],
+                "generated": last["tokens_generated"],
+            }
+        finally:
+            window.shutdown()
+    assert seen[True] == seen[False]
+    assert seen[True]["threads"] == 1 and seen[True]["engineBusy"] is False and seen[True]["prompt"] > 0

@@ -39,6 +39,9 @@ def test_a_short_soak_frees_every_document(model_path: Path) -> None:
     assert report["final_document_streams_held"] == 0
     assert report["final_document_state"] == {"suggestions": 0, "requestNumbers": 0, "prefixStarts": 0}
     assert all(sample["rss_mb"] and sample["fds"] for sample in report["samples"])
+    # The model is in the engine process (sharedEngine): its memory is watched with the daemon's.
+    engine = [sample["engine_rss_mb"] for sample in report["samples"]]
+    assert all(engine) and all(s["rss_mb"] > e for s, e in zip(report["samples"], engine, strict=True))
 
 
 def test_a_short_storm_leaves_nothing_hung(model_path: Path) -> None:
