@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "soak": ("harness.stress.soak", "keystroke replay over many documents; memory and file descriptors"),
     "storm": ("harness.stress.storm", "1,000 keystrokes/s on one document; hung requests, time to idle"),
     "hostile": ("harness.stress.hostile", "huge, minified, binary and pathological documents, timed"),
+    "crash": ("harness.stress.crash", "the engine process killed mid-request; recovery times"),
     "engine": ("harness.micro.engine", "engine benchmark (prefill, decode, reuse)"),
     "ipc": ("harness.micro.ipc", "the engine's own process (sharedEngine): round trip and cost per request"),
     "kv": ("cli.kv_bench", "KV cache types (f16, q8_0, q4_0) side by side: memory and speed"),

@@ -1,14 +1,16 @@
 """The stress tools against a real daemon with the real model, on small runs.
 
-The full runs are benchmarks (``fim-lsp bench fuzz|soak|storm|hostile``) whose figures
-the README quotes; here each runs small and what it must never see is asserted:
-an unanswered request, a crash, document state left after every document is closed.
+The full runs are benchmarks (``fim-lsp bench fuzz|soak|storm|hostile|crash``) whose
+figures the README quotes; here each runs small and what it must never see is asserted:
+an unanswered request, a crash, document state left after every document is closed, a
+session that ends with the engine process.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.stress.crash import crash_session
 from harness.stress.fuzz import FUZZ_OPTIONS, fuzz_session
 from harness.stress.hostile import hostile_session
 from harness.stress.soak import soak_session
@@ -63,3 +65,13 @@ def test_hostile_documents_are_all_answered(model_path: Path) -> None:
     # none, so any of its three cursors counts.
     after = report["normal_after"]
     assert any(after[f"complete_{where}_chars"] > 0 for where in ("end", "middle", "start")), after
+
+
+def test_the_session_outlives_engine_crashes(model_path: Path) -> None:
+    report = crash_session(OPTIONS, kills=2)  # a SIGSEGV, then a SIGKILL, mid-request
+    assert report["session_alive"]
+    assert [row["signal"] for row in report["kills"]] == ["SIGSEGV", "SIGKILL"]
+    assert all(row["request_answered_s"] is not None for row in report["kills"])
+    assert all(row["new_engine_s"] is not None for row in report["kills"])
+    assert report["never_right_again"] == 0
+    assert report["messages_shown"] == 2  # once per crash
