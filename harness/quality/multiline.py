@@ -353,21 +353,67 @@ def first_line_latency(
     }
 
 
+@dataclass(frozen=True)
+class Suite:
+    """One dataset of an ``evaluate`` run: every ``every``-th task, its results file."""
+
+    dataset: Path
+    every: int
+    languages: list[str] | None
+    results: Path
+
+    @classmethod
+    def parse(cls, spec: str, results_dir: Path) -> Suite:
+        """``FILE[:EVERY[:LANG]]``; results go to ``results_dir/<file stem>[-every][-lang].jsonl``."""
+        path, _, rest = spec.partition(":")
+        every, _, language = rest.partition(":")
+        stem = Path(path).name.split(".")[0]
+        name = "-".join(part for part in (stem, f"every{every}" if every else "", language) if part)
+        return cls(
+            Path(path), int(every or 1), [language] if language else None, results_dir / f"{name}.jsonl"
+        )
+
+
+def _resume(suite: Suite, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The results ``suite.results`` holds already (a new file starts with the run's meta)."""
+    meta = {"dataset": suite.dataset.name, "options": options, "every": suite.every, "time_budget": None}
+    if not suite.results.exists():
+        suite.results.write_text(json.dumps({"meta": meta}) + "\n")
+        return {}
+    lines = [json.loads(line) for line in suite.results.read_text().splitlines() if line.strip()]
+    if not lines or lines[0].get("meta") != meta:
+        raise SystemExit(f"{suite.results} holds results of another run; remove it or pick another path")
+    return {record["task_id"]: record for record in lines[1:]}
+
+
+def _interleaved(queues: list[list[Any]]) -> Iterator[tuple[int, Any]]:
+    """The items of all queues, each queue's in order, the queues advancing at the same pace.
+
+    A run stopped at any point has done the same share of every suite: the figures of
+    a run cut short by the clock are still before/after comparable, suite by suite.
+    """
+    positions = sorted(
+        ((index + 0.5) / len(queue), number, index)
+        for number, queue in enumerate(queues)
+        for index in range(len(queue))
+    )
+    for _, number, index in positions:
+        yield number, queues[number][index]
+
+
 def evaluate(
-    dataset: Path,
-    every: int,
-    languages: list[str] | None,
+    suites: list[Suite],
     options: dict[str, Any],
     model: str | None,
-    results: Path,
     timeout: float = 10.0,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     """Quality in process, without a time budget: the same figures as ``bench quality``.
 
     Each task is planned and generated through ``fim``'s completion pipeline as the
     daemon does it, but the request has no time budget, so a busy machine slows the run
-    down without cutting answers short. Scores are ``bench quality``'s. Per-task results
-    go to ``results`` (JSON lines, resumed by task id when the options are the same).
+    down without cutting answers short. Scores are ``bench quality``'s. The suites'
+    tasks are interleaved (``_interleaved``); per-task results go to each suite's
+    results file (JSON lines, resumed by task id when the options are the same).
     """
     import threading
     import time
@@ -382,22 +428,15 @@ def evaluate(
     from harness.quality.bench import summarize
     from harness.quality.tasks import Answer, first_line_only, score_task
 
-    meta = {"dataset": dataset.name, "options": options, "every": every, "time_budget": None}
-    done: dict[str, dict[str, Any]] = {}
-    if results.exists():
-        lines = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-        if not lines or lines[0].get("meta") != meta:
-            raise SystemExit(f"{results} holds results of another run; remove it or pick another path")
-        done = {record["task_id"]: record for record in lines[1:]}
-    else:
-        results.write_text(json.dumps({"meta": meta}) + "\n")
-    tasks = select(load_tasks(dataset), languages=languages, every=every, limit=None)
+    done = [_resume(suite, options) for suite in suites]
+    queues = [select(load_tasks(s.dataset), languages=s.languages, every=s.every, limit=None) for s in suites]
     quiet_llama()
     config = msgspec_convert(options)
     engine = LlamaEngine(engine_config(config, str(models.resolve(model or config.model, fetch=False))))
     pipeline = CompletionPipeline(engine, derive(config))
-    for number, task in enumerate(tasks, 1):
-        if task.id in done:
+    total = sum(map(len, queues))
+    for count, (number, task) in enumerate(_interleaved(queues), 1):
+        if task.id in done[number]:
             continue
         text, cursor = task.document()
         plan = pipeline.plan(
@@ -434,14 +473,22 @@ def evaluate(
             **score_task(task, answer, timeout),
             "stats": stats,
         }
-        done[task.id] = record
-        with open(results, "a", encoding="utf-8") as handle:
+        done[number][task.id] = record
+        with open(suites[number].results, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if number % 10 == 0:
-            print(f"  {number}/{len(tasks)} tasks", file=sys.stderr, flush=True)
+        if count % 10 == 0:
+            print(f"  {count}/{total} tasks", file=sys.stderr, flush=True)
     engine.close()
-    records = [done[task.id] for task in tasks if task.id in done]
-    return {"dataset": str(dataset), "options": options, **summarize(records, tasks[0].suite)}
+    return [
+        {
+            "dataset": str(suite.dataset),
+            "every": suite.every,
+            "options": options,
+            **summarize(records, queue[0].suite),
+        }
+        for suite, queue, finished in zip(suites, queues, done, strict=True)
+        for records in [[finished[task.id] for task in queue if task.id in finished]]
+    ]
 
 
 def msgspec_convert(options: dict[str, Any]) -> Any:
@@ -479,19 +526,20 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--model", default=None)
     timing.add_argument("--options", default="{}", help="daemon options as JSON (camelCase)")
     run = commands.add_parser("evaluate", help="bench quality's figures in process, without a time budget")
-    run.add_argument("--dataset", type=Path, required=True)
-    run.add_argument("--every", type=int, default=1)
-    run.add_argument("--lang", default=None, help="py, java, js (SantaCoder-FIM)")
+    run.add_argument(
+        "--suite",
+        action="append",
+        required=True,
+        help="FILE[:EVERY[:LANG]] (repeat it: the suites' tasks are interleaved); LANG: py, java, js",
+    )
     run.add_argument("--model", default=None)
     run.add_argument("--options", default="{}", help="daemon options as JSON (camelCase)")
-    run.add_argument("--results", type=Path, required=True, help="per-task results (JSON lines, resumable)")
+    run.add_argument("--results", type=Path, required=True, help="folder of per-suite results (resumable)")
     args = parser.parse_args(argv)
     if args.command == "evaluate":
-        languages = [args.lang] if args.lang else None
-        figures = evaluate(
-            args.dataset, args.every, languages, json.loads(args.options), args.model, args.results
-        )
-        print(json.dumps(figures, indent=2))
+        args.results.mkdir(parents=True, exist_ok=True)
+        suites = [Suite.parse(spec, args.results) for spec in args.suite]
+        print(json.dumps(evaluate(suites, json.loads(args.options), args.model), indent=2))
         return 0
     if args.command == "latency":
         figures = first_line_latency(args.dataset, args.every, json.loads(args.options), args.model)
