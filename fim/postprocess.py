@@ -14,7 +14,9 @@ generated so far and says when the answer is complete, so generation stops early
 
   - a block body (after an opener): up to the end of the block, when a line's
     indentation drops to the opener's, or a closing line ends it. A closing line is
-    kept only when the document does not close the block already;
+    kept only when the document does not close the block already. On a blank line
+    with nothing of the opener's level below (the end of a function), the lines after
+    the block follow as a fill does, inside the function (``after_block_floor``);
   - a statement (at the end of a written line): the line; when it leaves a bracket
     open, the lines that close it; when it then opens a block (``:``, ``{``, ``then``,
     ``do``: the language's opener rules) and the document has no body below it, that
@@ -23,6 +25,9 @@ generated so far and says when the answer is complete, so generation stops early
   - a fill (a blank line): lines up to the code below, ending before a line that
     repeats the document's next non-blank line or that is indented less than the block
     that line belongs to (the context's ``floor``);
+* a line after a ``return`` (``break``, ``raise``...) at its level or deeper is dead
+  code: the completion ends before it (a model that has finished a function often
+  writes a stray docstring or the function again);
 * what duplicates the text right of the cursor is removed: the closing brackets and
   quotes that are already there, the rest of the line reproduced, the next line
   repeated. Whitespace-only output and a line repeating its predecessor are dropped;
