@@ -62,6 +62,8 @@ _CLOSERS_AND_PUNCTUATION = ")]}>;,:\"'`"
 MIN_REPEAT_CHARS = 6
 #: Longest run of lines that ends a completion when the model writes it twice in a row.
 MAX_REPEATED_RUN = 4
+#: A line indented deeper than this is whitespace run away, not code: it ends a completion.
+MAX_INDENT_COLUMNS = 64
 #: At most this many cut-back candidates are parsed for one completion.
 MAX_SYNTAX_CANDIDATES = 12
 _PARTIAL_WORD = re.compile(r"^\w+$")
@@ -201,6 +203,15 @@ class StreamFilter:
         stripped = line.strip()
         return stripped == self._next_line.strip() or stripped == previous.strip()
 
+    def _runaway_indent(self, line: str) -> bool:
+        """Whether ``line`` starts with more whitespace than any real code line has.
+
+        Made to start at a deeper indentation than it meant (``missing_indent``), the
+        model sometimes writes nothing but whitespace until the token cap. Indentation
+        only grows as such a line streams in, so this cut is the same early and late.
+        """
+        return self._width(line) > MAX_INDENT_COLUMNS
+
     def _after_jump(self, kept: list[str], line: str) -> bool:
         """Whether ``line`` follows a ``return`` (``break``...) at its level or deeper: dead code.
 
@@ -259,6 +270,8 @@ class StreamFilter:
         """
         for index in range(start, len(lines)):
             line = lines[index]
+            if self._runaway_indent(line):
+                return _Cut(kept, True)
             complete = final or index < len(lines) - 1
             stripped = line.strip()
             if not stripped:
@@ -353,6 +366,8 @@ class StreamFilter:
         kept = [] if kept is None else kept
         for index in range(start, len(lines)):
             line = lines[index]
+            if self._runaway_indent(line):
+                return _Cut(kept, True)
             complete = final or index < len(lines) - 1
             if not line.strip():
                 if complete or index == 0:

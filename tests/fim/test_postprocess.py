@@ -363,6 +363,13 @@ def test_a_line_after_a_jump_at_its_level_ends_the_completion() -> None:
     assert finish(switch, raw) == "case 1:\n      return 1;\n    case 2:\n      return 2;"
 
 
+def test_whitespace_run_away_ends_the_completion_early() -> None:
+    context = context_at("def f(x):\n    y = x\n<|>\n    return y\n")
+    assert StreamFilter(context).should_stop(" " * 80)
+    assert finish(context, " " * 200) == ""
+    assert finish(context, "    y += 1\n" + " " * 100 + "z = 2\n") == "    y += 1"
+
+
 # ---------------------------------------------------------------------------- syntax check
 
 
