@@ -88,7 +88,7 @@ _TRAILING_WORD = re.compile(r"\w+\Z")
 
 
 def whole_part_of_cut(text: str, *, multi_line: bool) -> str:
-    """What can be shown of a generation the time budget cut short.
+    """What can be shown of a generation the time budget (or a multi-line token cap) cut short.
 
     The cut falls after any token, so the last word may be unfinished (``retu`` of
     ``return``) and so may the last line of a block. A multi-line completion keeps its
@@ -184,8 +184,12 @@ class CompletionPipeline:
         if result.stats.stop_reason == "cancelled":
             return Generation("", result.stats)
         text = lead + result.text
-        if result.stats.stop_reason == "time_budget":
-            text = whole_part_of_cut(text, multi_line=plan.mode is Mode.MULTI_LINE)
+        multi_line = plan.mode is Mode.MULTI_LINE
+        # The token cap cuts a multi-line answer inside its last line as the time
+        # budget does: that line is unfinished ("    # Yield chunks of").
+        stop_reason = result.stats.stop_reason
+        if stop_reason == "time_budget" or (multi_line and stop_reason == "max_tokens"):
+            text = whole_part_of_cut(text, multi_line=multi_line)
         return Generation(stream_filter.finish(text), result.stats)
 
     def refresh_context(self, doc: Document) -> RepositoryContext | None:
