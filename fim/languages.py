@@ -30,6 +30,7 @@ MAX_PARSE_BYTES = 2_000_000
 _BRACE_OPENER = re.compile(r"\{$")
 _CASE_LABEL = re.compile(r"^(?:case\b.*|default\s*):$")
 _BRACKET_CLOSER = re.compile(r"^(?:[}\])]|</)")
+_JUMP = re.compile(r"^(?:return|raise|throw|break|continue|goto)\b")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ class LanguageSpec:
     #: Matches the stripped start of a line that ends one block and continues the statement
     #: (``else:``, ``elif``): the end of the block, but never something to add.
     continuation: re.Pattern[str] | None = None
+    #: Matches the stripped start of a line that opens a function or class: a completion
+    #: that goes on past the end of a block stays inside the nearest one (None: it never
+    #: goes on; brace languages have the block's closer below).
+    definition: re.Pattern[str] | None = None
+    #: Matches the stripped start of a statement after which its block runs no further
+    #: (``return``, ``break``...): a line after it at its level is dead code.
+    jump: re.Pattern[str] = _JUMP
     #: Identifier characters besides ``\\w``.
     word_extra: str = ""
     #: Characters that open a string on one line (for code the tree cannot parse).
@@ -73,8 +81,19 @@ class LanguageSpec:
     def is_closer_line(self, stripped: str) -> bool:
         return self.closer.match(stripped) is not None
 
+    def is_jump_line(self, stripped: str) -> bool:
+        return self.jump.match(stripped) is not None
+
+    def is_definition_line(self, stripped: str) -> bool:
+        return self.definition is not None and self.definition.match(stripped) is not None
+
     def is_continuation_line(self, stripped: str) -> bool:
         return self.continuation is not None and self.continuation.match(stripped) is not None
+
+
+def is_case_label(stripped: str) -> bool:
+    """``case 1:``, ``default:``: a label that starts a branch of a switch (or a Python match)."""
+    return _CASE_LABEL.match(stripped) is not None
 
 
 _C_FAMILY_COMMENTS = ("//",)
@@ -94,6 +113,7 @@ PYTHON = LanguageSpec(
     ),
     closer=re.compile(r"^[}\])]"),
     continuation=re.compile(r"^(?:else|elif|except|finally|case)\b"),
+    definition=re.compile(r"^(?:async\s+)?(?:def|class)\b"),
 )
 
 

@@ -57,6 +57,9 @@ class Plan:
     #: Names the answer for a cache: equal keys get equal completions.
     key: tuple[Any, ...]
     request: CompletionRequest
+    #: Text the model was made to write first that is not in the document (the blank
+    #: line's missing indentation): part of the completion shown.
+    lead: str = ""
 
     @property
     def prefix_start(self) -> int:
@@ -85,7 +88,7 @@ _TRAILING_WORD = re.compile(r"\w+\Z")
 
 
 def whole_part_of_cut(text: str, *, multi_line: bool) -> str:
-    """What can be shown of a generation the time budget cut short.
+    """What can be shown of a generation the time budget (or a multi-line token cap) cut short.
 
     The cut falls after any token, so the last word may be unfinished (``retu`` of
     ``return``) and so may the last line of a block. A multi-line completion keeps its
@@ -130,9 +133,15 @@ class CompletionPipeline:
         # "return num" can become "number" rather than the variable "num".
         healing = self.backend.capabilities.token_healing and context.prefix.endswith(context.typed_word)
         heal = context.typed_word if healing else ""
+        # On a blank line the user has not indented, the model is made to start at the
+        # block's indentation, as it would after an editor's auto-indent: at column 0 it
+        # often ends the function instead ("def", "#"), which the block's floor cuts to
+        # nothing. The indentation is healed, not prompted, so the model still picks
+        # deeper indentation tokens when it means to.
+        lead = context.missing_indent if self.backend.capabilities.token_healing and not heal else ""
         request = CompletionRequest(
             prefix=context.prefix[: len(context.prefix) - len(heal)],
-            heal=heal,
+            heal=heal or lead,
             suffix=context.suffix,
             max_tokens=settings.max_tokens_multiline if mode is Mode.MULTI_LINE else settings.max_tokens,
             time_budget_ms=settings.time_budget_ms,
@@ -150,8 +159,9 @@ class CompletionPipeline:
             settings.max_tokens,
             settings.sampling.temperature,
             request.repository,
+            lead,
         )
-        return Plan(context, mode, skip_reason, key, request)
+        return Plan(context, mode, skip_reason, key, request, lead)
 
     def _mode(self, context: CompletionContext) -> Mode:
         if context.mode is Mode.NONE:
@@ -165,12 +175,21 @@ class CompletionPipeline:
     def run(self, plan: Plan, cancel: threading.Event) -> Generation:
         """Generate and post-process ``plan`` (inference thread)."""
         stream_filter = StreamFilter(plan.context, mode=plan.mode)
-        result = self.backend.complete(plan.request, cancel, stream_filter.should_stop)
+        lead = plan.lead
+
+        def should_stop(text: str) -> bool:
+            return stream_filter.should_stop(lead + text)
+
+        result = self.backend.complete(plan.request, cancel, should_stop)
         if result.stats.stop_reason == "cancelled":
             return Generation("", result.stats)
-        text = result.text
-        if result.stats.stop_reason == "time_budget":
-            text = whole_part_of_cut(text, multi_line=plan.mode is Mode.MULTI_LINE)
+        text = lead + result.text
+        multi_line = plan.mode is Mode.MULTI_LINE
+        # The token cap cuts a multi-line answer inside its last line as the time
+        # budget does: that line is unfinished ("    # Yield chunks of").
+        stop_reason = result.stats.stop_reason
+        if stop_reason == "time_budget" or (multi_line and stop_reason == "max_tokens"):
+            text = whole_part_of_cut(text, multi_line=multi_line)
         return Generation(stream_filter.finish(text), result.stats)
 
     def refresh_context(self, doc: Document) -> RepositoryContext | None:

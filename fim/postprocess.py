@@ -14,7 +14,9 @@ generated so far and says when the answer is complete, so generation stops early
 
   - a block body (after an opener): up to the end of the block, when a line's
     indentation drops to the opener's, or a closing line ends it. A closing line is
-    kept only when the document does not close the block already;
+    kept only when the document does not close the block already. On a blank line
+    with nothing of the opener's level below (the end of a function), the lines after
+    the block follow as a fill does, inside the function (``after_block_floor``);
   - a statement (at the end of a written line): the line; when it leaves a bracket
     open, the lines that close it; when it then opens a block (``:``, ``{``, ``then``,
     ``do``: the language's opener rules) and the document has no body below it, that
@@ -23,6 +25,9 @@ generated so far and says when the answer is complete, so generation stops early
   - a fill (a blank line): lines up to the code below, ending before a line that
     repeats the document's next non-blank line or that is indented less than the block
     that line belongs to (the context's ``floor``);
+* a line after a ``return`` (``break``, ``raise``...) at its level or deeper is dead
+  code: the completion ends before it (a model that has finished a function often
+  writes a stray docstring or the function again);
 * what duplicates the text right of the cursor is removed: the closing brackets and
   quotes that are already there, the rest of the line reproduced, the next line
   repeated. Whitespace-only output and a line repeating its predecessor are dropped;
@@ -57,6 +62,8 @@ _CLOSERS_AND_PUNCTUATION = ")]}>;,:\"'`"
 MIN_REPEAT_CHARS = 6
 #: Longest run of lines that ends a completion when the model writes it twice in a row.
 MAX_REPEATED_RUN = 4
+#: A line indented deeper than this is whitespace run away, not code: it ends a completion.
+MAX_INDENT_COLUMNS = 64
 #: At most this many cut-back candidates are parsed for one completion.
 MAX_SYNTAX_CANDIDATES = 12
 _PARTIAL_WORD = re.compile(r"^\w+$")
@@ -196,6 +203,32 @@ class StreamFilter:
         stripped = line.strip()
         return stripped == self._next_line.strip() or stripped == previous.strip()
 
+    def _runaway_indent(self, line: str) -> bool:
+        """Whether ``line`` starts with more whitespace than any real code line has.
+
+        Made to start at a deeper indentation than it meant (``missing_indent``), the
+        model sometimes writes nothing but whitespace until the token cap. Indentation
+        only grows as such a line streams in, so this cut is the same early and late.
+        """
+        return self._width(line) > MAX_INDENT_COLUMNS
+
+    def _after_jump(self, kept: list[str], line: str) -> bool:
+        """Whether ``line`` follows a ``return`` (``break``...) at its level or deeper: dead code.
+
+        A model that has written the end of a function often goes on with a stray
+        docstring or a second version of it; a line that ends the block (``}``, ``else:``,
+        a ``case`` label) is no such line.
+        """
+        last = next((text for text in reversed(kept) if text.strip()), None)
+        if last is None or not self.spec.is_jump_line(last.strip()):
+            return False
+        stripped = line.strip()
+        if self._closes_block(stripped) or self.spec.is_continuation_line(stripped):
+            return False
+        if languages.is_case_label(stripped):
+            return False
+        return self._width(line) >= self._width(last)
+
     def _first_line_width(self, line: str, skipped: bool) -> int:
         """Where the cursor line's completion ``line`` is shown: the typed indentation counts."""
         typed = self.context.line_prefix
@@ -237,6 +270,8 @@ class StreamFilter:
         """
         for index in range(start, len(lines)):
             line = lines[index]
+            if self._runaway_indent(line):
+                return _Cut(kept, True)
             complete = final or index < len(lines) - 1
             stripped = line.strip()
             if not stripped:
@@ -247,6 +282,11 @@ class StreamFilter:
                 if not complete and _PARTIAL_WORD.match(line.lstrip()):
                     return _Cut(kept, False)  # "e" may become "end": wait for the word to finish
                 if not self._closes_block(stripped):
+                    after = self.context.after_block_floor
+                    if self.extent is Extent.BLOCK and after is not None and self._width(line) >= after:
+                        # Nothing of the block's level follows it in the document: the
+                        # lines after the block are filled too, up to the code below.
+                        return self._cut_fill(lines, final, False, index, kept, after)
                     return _Cut(kept, True)
                 if not closed:
                     if not complete:
@@ -259,7 +299,7 @@ class StreamFilter:
                 return _Cut(kept, True, tail)
             if not complete:
                 return _Cut(kept, False)
-            if self._repeats(line, kept[-1]):
+            if self._repeats(line, kept[-1]) or self._after_jump(kept, line):
                 return _Cut(kept, True)
             run = _repeated_run(kept, line)
             if run:
@@ -307,16 +347,27 @@ class StreamFilter:
             statement += "\n" + lines[index]
             kept.append(lines[index].rstrip())
 
-    def _cut_fill(self, lines: list[str], final: bool, skipped: bool) -> _Cut:
-        """Lines on a blank line, up to the code below.
+    def _cut_fill(
+        self,
+        lines: list[str],
+        final: bool,
+        skipped: bool,
+        start: int = 0,
+        kept: list[str] | None = None,
+        floor: int | None = None,
+    ) -> _Cut:
+        """Lines on a blank line, up to the code below; from ``start``, after ``kept``.
 
         The fill ends before a line that repeats the document's next line (the model has
         reached the code that is there) or that is less indented than the block that
-        code belongs to (``floor``: it would close that block).
+        code belongs to (``floor``, by default the context's: it would close that block).
         """
-        floor = self.context.floor
-        kept: list[str] = []
-        for index, line in enumerate(lines):
+        floor = self.context.floor if floor is None else floor
+        kept = [] if kept is None else kept
+        for index in range(start, len(lines)):
+            line = lines[index]
+            if self._runaway_indent(line):
+                return _Cut(kept, True)
             complete = final or index < len(lines) - 1
             if not line.strip():
                 if complete or index == 0:
@@ -329,6 +380,8 @@ class StreamFilter:
                 return _Cut(kept, False)
             whole = self.context.line_prefix + line if index == 0 else line
             if self._repeats_below(whole, kept[-1] if kept else self.context.previous_line):
+                return _Cut(kept, True)
+            if self._after_jump(kept, line):
                 return _Cut(kept, True)
             run = _repeated_run(kept, line)
             if run:

@@ -19,7 +19,7 @@ from fim.context.cut import find_check_window, find_prefix_start, find_suffix_en
 from fim.context.document import Document, TokenCounter
 from fim.context.mode import Extent, Mode, decide_mode, next_nonblank, previous_nonblank
 from fim.context.scope import cursor_syntax, error_near_cursor, scope_from_line, scope_from_tree
-from fim.context.text import TAB_SIZE, detect_newline, word_pattern
+from fim.context.text import TAB_SIZE, detect_newline, indent_of_width, word_pattern
 
 if TYPE_CHECKING:
     from fim.context.scope import CursorSyntax
@@ -72,6 +72,12 @@ class CompletionContext:
     extent: Extent = Extent.LINE
     #: Lines below the cursor need at least this indentation to belong to its block.
     floor: int = 0
+    #: A block body with nothing of its level below: lines may go on after the block
+    #: down to this indentation (``ModeDecision.after_block_floor``).
+    after_block_floor: int | None = None
+    #: On a blank line the user has not indented: the block's indentation, which the
+    #: completion must start with (the model is made to write it, by token healing).
+    missing_indent: str = ""
     #: ``LanguageSpec.name``; "" for a language handled line by line.
     language: str = ""
     #: Where the prefix starts and the suffix ends, as document offsets.
@@ -139,6 +145,10 @@ def build_context(
         count_tokens,
     )
     previous = previous_nonblank(doc, cursor_line)
+    unit = doc.indent_unit(cursor_line)
+    missing_indent = ""
+    if not line_prefix and not line_suffix.strip() and decision.line_indent > 0:
+        missing_indent = indent_of_width(decision.line_indent, unit)
     following = next_nonblank(doc, cursor_line)
     # The tail is enough for any word, and searching a minified megabyte line is not.
     typed = word_pattern(spec.word_extra).search(line_prefix[-MAX_WORD_CHARS:])
@@ -151,10 +161,12 @@ def build_context(
         line_prefix=line_prefix,
         line_suffix=line_suffix,
         typed_word=typed.group(0) if typed else "",
-        indent_unit=doc.indent_unit(cursor_line),
+        indent_unit=unit,
         block_indent=decision.block_indent,
         extent=decision.extent,
         floor=decision.floor,
+        after_block_floor=decision.after_block_floor,
+        missing_indent=missing_indent,
         language=spec.name,
         prefix_start=prefix_start,
         suffix_end=suffix_end,

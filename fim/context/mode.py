@@ -14,7 +14,10 @@ far a completion may run (its ``Extent``):
 
 It also says the opener's indentation and the least indentation a line below needs to
 belong to the cursor's block (the floor), which the suffix cut and the post-processing
-use.
+use. On a blank line it says where a completion's first line starts at the least (the
+block's indentation, which an editor would have typed), and for a block body with no
+code of its own level below (the end of a function), how far lines may go on after the
+block ends.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
 CLOSING_RIGHT = re.compile(r"^[\s)\]}>;,:'\"`]*$")
 #: Lines searched upwards for a block opener above a blank cursor line.
 OPENER_SEARCH_LINES = 50
+#: Lines of code searched upwards for the function a block is nested in.
+DEFINITION_SEARCH_LINES = 400
 _LAST_TOKEN = re.compile(r"(?:\w+|\S)$")
 
 
@@ -119,31 +124,54 @@ def _nearby_code(doc: Document, spec: LanguageSpec, line: int, step: int) -> int
     return None
 
 
-def _fill_floor(doc: Document, spec: LanguageSpec, line: int) -> int:
-    """The least indentation of the lines a blank ``line`` can be filled with.
+def _fill_floor(doc: Document, spec: LanguageSpec, line: int, unit: int) -> tuple[int, int]:
+    """The least indentation of the lines a blank ``line`` can be filled with, and of its first.
 
     The code below sets it: lines must stay in the block that code belongs to. When that
     code is deeper than the code above (and that is no opener), the missing lines open its
     block and start at the level above. When that
     code closes or continues a block (``}``, ``end``, ``else:``), or is a new definition
     or top-level code less indented than the line above the cursor, the cursor is inside
-    the block above it: lines must be deeper than that code.
+    the block above it: lines must be deeper than that code, one ``unit`` deeper at the
+    least for the first.
     """
     below = _nearby_code(doc, spec, line, 1)
     above = _nearby_code(doc, spec, line, -1)
     above_width = indent_width(leading_whitespace(doc.line_text(above))) if above is not None else 0
     if below is None:
-        return 1 if above_width > 0 else 0
+        return (1, unit) if above_width > 0 else (0, 0)
     text = doc.line_text(below)
     stripped = text.strip()
     width = indent_width(leading_whitespace(text))
     if above is not None and width > above_width and not spec.is_opener_line(doc.line_text(above).strip()):
         # The code below is nested deeper than the code above: the missing lines open
         # its block (a loop header), so they start at the level above.
-        return above_width
+        return above_width, above_width
     closes = spec.is_closer_line(stripped) or spec.is_continuation_line(stripped)
     leaves_block = width < above_width and (width == 0 or spec.is_opener_line(stripped))
-    return width + 1 if closes or leaves_block else width
+    return (width + 1, width + unit) if closes or leaves_block else (width, width)
+
+
+def _enclosing_definition(doc: Document, spec: LanguageSpec, line: int) -> int | None:
+    """The indentation of the function or class ``line`` is nested in (None: none found).
+
+    Each less indented line on the way up must be the next enclosing one; the search
+    gives up after ``DEFINITION_SEARCH_LINES`` lines of code.
+    """
+    width = indent_width(leading_whitespace(doc.line_text(line)))
+    candidate = line
+    for _ in range(DEFINITION_SEARCH_LINES):
+        found = _nearby_code(doc, spec, candidate, -1)
+        if found is None or width == 0:
+            return None
+        candidate = found
+        text = doc.line_text(candidate)
+        candidate_width = indent_width(leading_whitespace(text))
+        if candidate_width < width:
+            if spec.is_definition_line(text.strip()):
+                return candidate_width
+            width = candidate_width
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,6 +184,12 @@ class ModeDecision:
     #: Lines below need at least this indentation to belong to the cursor's block.
     floor: int = 0
     extent: Extent = Extent.LINE
+    #: On a blank line: the least indentation of a completion's first line (0: any).
+    line_indent: int = 0
+    #: A block body on a blank line with no code below at the opener's level or deeper
+    #: (the end of a function): lines may go on after the block down to this
+    #: indentation, as a fill would. None: the block's end ends the completion.
+    after_block_floor: int | None = None
 
 
 def decide_mode(
@@ -222,19 +256,34 @@ def decide_mode(
                 text_below = doc.line_text(following)
                 empty = indent_width(leading_whitespace(text_below)) <= width
             what = "empty block body" if empty else "new line right after a block opener"
+            unit = indent_width(doc.indent_unit(line))
+            after_block: int | None = None
+            below = _nearby_code(doc, spec, line, 1)
+            below_width = indent_width(leading_whitespace(doc.line_text(below))) if below is not None else 0
+            definition = None
+            if not spec.is_definition_line(opener_text):
+                definition = _enclosing_definition(doc, spec, opener_line)
+            if definition is not None and (below is None or below_width < width):
+                # Nothing of the opener's level follows in its block (the end of a
+                # function): the lines after the body may be missing too, up to the
+                # code below and inside the function.
+                after_block = max(_fill_floor(doc, spec, line, unit)[0], definition + 1)
             return ModeDecision(
                 Mode.MULTI_LINE,
                 f"{what} after {_opener_token(opener_text)!r}: multi-line to the end of the block",
                 indent,
                 width + 1,
                 Extent.BLOCK,
+                line_indent=width + unit,
+                after_block_floor=after_block,
             )
-        fill_floor = _fill_floor(doc, spec, line)
+        fill_floor, line_indent = _fill_floor(doc, spec, line, indent_width(doc.indent_unit(line)))
         return ModeDecision(
             Mode.MULTI_LINE,
             "blank line: multi-line up to the code that follows",
             floor=fill_floor,
             extent=Extent.FILL,
+            line_indent=line_indent,
         )
     return ModeDecision(
         Mode.MULTI_LINE,

@@ -23,6 +23,13 @@ def indent_width(whitespace: str, tab_size: int = TAB_SIZE) -> int:
     return len(whitespace.expandtabs(tab_size)) if "\t" in whitespace else len(whitespace)
 
 
+def indent_of_width(width: int, unit: str, tab_size: int = TAB_SIZE) -> str:
+    """Whitespace ``width`` columns wide in the style of ``unit``: tabs (and spaces left over) or spaces."""
+    if unit.startswith("\t"):
+        return "\t" * (width // tab_size) + " " * (width % tab_size)
+    return " " * width
+
+
 @cache
 def word_pattern(extra: str) -> re.Pattern[str]:
     """The word ending a text: word characters and the language's ``extra`` ones."""

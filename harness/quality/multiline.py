@@ -19,6 +19,13 @@ file by those rules, e.g. one written by an older harness that ran the tests ins
 The document is the module around the hole: from a top-level statement about
 ``CONTEXT_BEFORE`` lines up to about ``CONTEXT_AFTER`` lines below, cut at top-level
 statements, which is more than the daemon's prefix budget takes.
+
+``python -m harness.quality.multiline humaneval --out FILE`` makes a second set, scored
+by unit tests: HumanEval's 164 solutions (rebuilt from the SingleLine records in
+``../shared/data``), one hole of 2 to 7 whole lines per solution, anywhere in the body
+(a loop header and the first line of its body, the last lines of a block...), as
+HumanEval's MultiLine infilling cuts them. Its ids start with ``MultiLineInfilling/``,
+so the cursor goes on an empty line of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.quality.tasks import load_tasks, score_match, select, summarize_match
+from harness.quality.tasks import load_tasks, read_records, score_match, select, summarize_match
+from harness.runner import SHARED_DATA
 
 #: Pinned so that the same holes come back; pure Python, no dependencies of their own.
 PACKAGES = (
@@ -140,6 +148,55 @@ def candidates(source: str, module: str) -> list[Hole]:
             digest = hashlib.sha256(f"{module}:{node.name}:{node.lineno}".encode()).digest()
             holes.append(found[digest[0] % len(found)])
     return sorted(holes, key=lambda hole: hole.first)
+
+
+HUMANEVAL_ID_PREFIX = "MultiLineInfilling/HumanEvalOwn"
+#: HumanEval holes: 2 to 7 whole lines, as the issue's held-out set has them.
+HUMANEVAL_MAX_LINES = 7
+
+
+def humaneval_records(singleline: Path) -> list[dict[str, Any]]:
+    """One whole-line hole of 2 to 7 lines in each HumanEval solution, scored by its tests.
+
+    The solution is rebuilt from the task's first SingleLine record (its prompt ends with
+    one blank line too many). Length and place are picked by a hash of the task id, so
+    the set is the same on every run; first and last lines of a hole are not blank.
+    """
+    first_records: dict[str, dict[str, Any]] = {}
+    for item in read_records(singleline):
+        task = item["task_id"].split("/")
+        if task[-1] == "L0":
+            first_records["/".join(task[1:3])] = item
+    records = []
+    for name, item in first_records.items():
+        header = item["prompt"]
+        if header.endswith("\n\n"):
+            header = header[:-1]
+        body = (item["canonical_solution"] + item["suffix"]).rstrip("\n").split("\n")
+        digest = hashlib.sha256(name.encode()).digest()
+        size = MIN_LINES + digest[0] % (HUMANEVAL_MAX_LINES - MIN_LINES + 1)
+        spans = [
+            (start, start + count - 1)
+            for count in range(min(size, len(body)), MIN_LINES - 1, -1)
+            for start in range(len(body) - count + 1)
+            if body[start].strip() and body[start + count - 1].strip()
+        ]
+        if not spans:
+            continue
+        longest = [span for span in spans if span[1] - span[0] == spans[0][1] - spans[0][0]]
+        first, last = longest[digest[1] % len(longest)]
+        records.append(
+            {
+                "task_id": f"{HUMANEVAL_ID_PREFIX}/{name.split('/')[-1]}/L{first}_L{last}",
+                "entry_point": item["entry_point"],
+                "prompt": header + "".join(line + "\n" for line in body[:first]),
+                "suffix": "\n".join(body[last + 1 :]) + "\n",
+                "canonical_solution": "".join(line + "\n" for line in body[first : last + 1]),
+                "test": item["test"],
+                "lines": last - first + 1,
+            }
+        )
+    return records
 
 
 def _top_level_starts(tree: ast.Module) -> list[int]:
@@ -251,6 +308,7 @@ def first_line_latency(
             continue
         plan.request.time_budget_ms = None  # the whole answer, however busy the machine is
         stream = StreamFilter(plan.context, mode=plan.mode)
+        lead = plan.lead
         started = time.perf_counter()
         first_line_ms: list[float] = []
 
@@ -259,14 +317,15 @@ def first_line_latency(
             stream: StreamFilter = stream,
             marks: list[float] = first_line_ms,
             since: float = started,
+            lead: str = lead,
         ) -> bool:
             if not marks and "\n" in raw.lstrip():
                 marks.append((time.perf_counter() - since) * 1000)
-            return stream.should_stop(raw)
+            return stream.should_stop(lead + raw)
 
         result = engine.complete(plan.request, threading.Event(), on_text)
         total_ms = (time.perf_counter() - started) * 1000
-        shown = stream.finish(result.text)
+        shown = stream.finish(lead + result.text)
         if shown.strip().count("\n") >= 1 and first_line_ms:
             samples.append(
                 {
@@ -294,21 +353,67 @@ def first_line_latency(
     }
 
 
+@dataclass(frozen=True)
+class Suite:
+    """One dataset of an ``evaluate`` run: every ``every``-th task, its results file."""
+
+    dataset: Path
+    every: int
+    languages: list[str] | None
+    results: Path
+
+    @classmethod
+    def parse(cls, spec: str, results_dir: Path) -> Suite:
+        """``FILE[:EVERY[:LANG]]``; results go to ``results_dir/<file stem>[-every][-lang].jsonl``."""
+        path, _, rest = spec.partition(":")
+        every, _, language = rest.partition(":")
+        stem = Path(path).name.split(".")[0]
+        name = "-".join(part for part in (stem, f"every{every}" if every else "", language) if part)
+        return cls(
+            Path(path), int(every or 1), [language] if language else None, results_dir / f"{name}.jsonl"
+        )
+
+
+def _resume(suite: Suite, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The results ``suite.results`` holds already (a new file starts with the run's meta)."""
+    meta = {"dataset": suite.dataset.name, "options": options, "every": suite.every, "time_budget": None}
+    if not suite.results.exists():
+        suite.results.write_text(json.dumps({"meta": meta}) + "\n")
+        return {}
+    lines = [json.loads(line) for line in suite.results.read_text().splitlines() if line.strip()]
+    if not lines or lines[0].get("meta") != meta:
+        raise SystemExit(f"{suite.results} holds results of another run; remove it or pick another path")
+    return {record["task_id"]: record for record in lines[1:]}
+
+
+def _interleaved(queues: list[list[Any]]) -> Iterator[tuple[int, Any]]:
+    """The items of all queues, each queue's in order, the queues advancing at the same pace.
+
+    A run stopped at any point has done the same share of every suite: the figures of
+    a run cut short by the clock are still before/after comparable, suite by suite.
+    """
+    positions = sorted(
+        ((index + 0.5) / len(queue), number, index)
+        for number, queue in enumerate(queues)
+        for index in range(len(queue))
+    )
+    for _, number, index in positions:
+        yield number, queues[number][index]
+
+
 def evaluate(
-    dataset: Path,
-    every: int,
-    languages: list[str] | None,
+    suites: list[Suite],
     options: dict[str, Any],
     model: str | None,
-    results: Path,
     timeout: float = 10.0,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     """Quality in process, without a time budget: the same figures as ``bench quality``.
 
     Each task is planned and generated through ``fim``'s completion pipeline as the
     daemon does it, but the request has no time budget, so a busy machine slows the run
-    down without cutting answers short. Scores are ``bench quality``'s. Per-task results
-    go to ``results`` (JSON lines, resumed by task id when the options are the same).
+    down without cutting answers short. Scores are ``bench quality``'s. The suites'
+    tasks are interleaved (``_interleaved``); per-task results go to each suite's
+    results file (JSON lines, resumed by task id when the options are the same).
     """
     import threading
     import time
@@ -323,22 +428,15 @@ def evaluate(
     from harness.quality.bench import summarize
     from harness.quality.tasks import Answer, first_line_only, score_task
 
-    meta = {"dataset": dataset.name, "options": options, "every": every, "time_budget": None}
-    done: dict[str, dict[str, Any]] = {}
-    if results.exists():
-        lines = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-        if not lines or lines[0].get("meta") != meta:
-            raise SystemExit(f"{results} holds results of another run; remove it or pick another path")
-        done = {record["task_id"]: record for record in lines[1:]}
-    else:
-        results.write_text(json.dumps({"meta": meta}) + "\n")
-    tasks = select(load_tasks(dataset), languages=languages, every=every, limit=None)
+    done = [_resume(suite, options) for suite in suites]
+    queues = [select(load_tasks(s.dataset), languages=s.languages, every=s.every, limit=None) for s in suites]
     quiet_llama()
     config = msgspec_convert(options)
     engine = LlamaEngine(engine_config(config, str(models.resolve(model or config.model, fetch=False))))
     pipeline = CompletionPipeline(engine, derive(config))
-    for number, task in enumerate(tasks, 1):
-        if task.id in done:
+    total = sum(map(len, queues))
+    for count, (number, task) in enumerate(_interleaved(queues), 1):
+        if task.id in done[number]:
             continue
         text, cursor = task.document()
         plan = pipeline.plan(
@@ -375,14 +473,22 @@ def evaluate(
             **score_task(task, answer, timeout),
             "stats": stats,
         }
-        done[task.id] = record
-        with open(results, "a", encoding="utf-8") as handle:
+        done[number][task.id] = record
+        with open(suites[number].results, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if number % 10 == 0:
-            print(f"  {number}/{len(tasks)} tasks", file=sys.stderr, flush=True)
+        if count % 10 == 0:
+            print(f"  {count}/{total} tasks", file=sys.stderr, flush=True)
     engine.close()
-    records = [done[task.id] for task in tasks if task.id in done]
-    return {"dataset": str(dataset), "options": options, **summarize(records, tasks[0].suite)}
+    return [
+        {
+            "dataset": str(suite.dataset),
+            "every": suite.every,
+            "options": options,
+            **summarize(records, queue[0].suite),
+        }
+        for suite, queue, finished in zip(suites, queues, done, strict=True)
+        for records in [[finished[task.id] for task in queue if task.id in finished]]
+    ]
 
 
 def msgspec_convert(options: dict[str, Any]) -> Any:
@@ -402,6 +508,14 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--out", type=Path, required=True, help="the .jsonl(.gz) file to write")
     make.add_argument("--packages", type=Path, default=None, help="scratch folder (default: a temporary one)")
     make.add_argument("--per-package", type=int, default=40, help="at most this many holes per package")
+    human = commands.add_parser("humaneval", help="whole-line holes of 2-7 lines in HumanEval's solutions")
+    human.add_argument("--out", type=Path, required=True, help="the .jsonl(.gz) file to write")
+    human.add_argument(
+        "--singleline",
+        type=Path,
+        default=SHARED_DATA / "HumanEval-SingleLineInfilling.jsonl.gz",
+        help="HumanEval-SingleLineInfilling.jsonl.gz",
+    )
     again = commands.add_parser("score", help="re-score a bench quality results file by match")
     again.add_argument("results", type=Path)
     again.add_argument("--dataset", type=Path, required=True)
@@ -412,23 +526,32 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--model", default=None)
     timing.add_argument("--options", default="{}", help="daemon options as JSON (camelCase)")
     run = commands.add_parser("evaluate", help="bench quality's figures in process, without a time budget")
-    run.add_argument("--dataset", type=Path, required=True)
-    run.add_argument("--every", type=int, default=1)
-    run.add_argument("--lang", default=None, help="py, java, js (SantaCoder-FIM)")
+    run.add_argument(
+        "--suite",
+        action="append",
+        required=True,
+        help="FILE[:EVERY[:LANG]] (repeat it: the suites' tasks are interleaved); LANG: py, java, js",
+    )
     run.add_argument("--model", default=None)
     run.add_argument("--options", default="{}", help="daemon options as JSON (camelCase)")
-    run.add_argument("--results", type=Path, required=True, help="per-task results (JSON lines, resumable)")
+    run.add_argument("--results", type=Path, required=True, help="folder of per-suite results (resumable)")
     args = parser.parse_args(argv)
     if args.command == "evaluate":
-        languages = [args.lang] if args.lang else None
-        figures = evaluate(
-            args.dataset, args.every, languages, json.loads(args.options), args.model, args.results
-        )
-        print(json.dumps(figures, indent=2))
+        args.results.mkdir(parents=True, exist_ok=True)
+        suites = [Suite.parse(spec, args.results) for spec in args.suite]
+        print(json.dumps(evaluate(suites, json.loads(args.options), args.model), indent=2))
         return 0
     if args.command == "latency":
         figures = first_line_latency(args.dataset, args.every, json.loads(args.options), args.model)
         print(json.dumps(figures, indent=2))
+        return 0
+    if args.command == "humaneval":
+        made = humaneval_records(args.singleline)
+        opener = gzip.open if args.out.suffix == ".gz" else open
+        with opener(args.out, "wt", encoding="utf-8") as handle:
+            for item in made:
+                handle.write(json.dumps(item) + "\n")
+        print(f"{len(made)} holes written to {args.out}")
         return 0
     if args.command == "build":
         if args.packages is not None:

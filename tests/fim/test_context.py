@@ -436,6 +436,33 @@ def test_extent_and_floor(language: str, source: str, extent: Extent, floor: int
     assert context.floor == floor
 
 
+@pytest.mark.parametrize(
+    ("language", "source", "missing", "after_block"),
+    [
+        # HumanEval's layout: column 0 below the last line of a function.
+        ("python", "def f(x):\n    y = x\n<|>\n", "    ", None),
+        ("python", "def f(x):\n    y = x\n    <|>\n", "", None),
+        ("python", "x = 1\n<|>\ny = 2\n", "", None),
+        # Below a block opener: its body's indentation; at a function's end the lines
+        # after the block may follow, inside the function.
+        ("python", "def f(x):\n    if x:\n<|>\n", "        ", 1),
+        ("python", "def f(x):\n    if x:\n<|>\n    return x\n", "        ", None),
+        ("python", "def f(xs):\n    for x in xs:\n        if x:\n<|>\n    return xs\n", "            ", 4),
+        ("python", "class A:\n    def f(self):\n<|>\n", "        ", None),
+        ("python", "if x:\n<|>\n", "    ", None),
+        # Inside a block closed below, in the document's indentation style.
+        ("go", "func f() {\n\ta()\n<|>\n}\n", "\t", None),
+        ("javascript", "function f() {\n  a();\n<|>\n}\n", "  ", None),
+    ],
+)
+def test_missing_indentation_and_lines_after_the_block(
+    language: str, source: str, missing: str, after_block: int | None
+) -> None:
+    context = context_for(source, language)
+    assert context.missing_indent == missing
+    assert context.after_block_floor == after_block
+
+
 def test_fills_have_their_own_suffix_budget() -> None:
     budgets = Budgets(prefix_tokens=1536, suffix_tokens=0, fill_suffix_tokens=16)
     fill_source = "def f(x):\n    y = x\n    <|>\n    return y\n"

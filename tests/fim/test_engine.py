@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from fim.backend import Backend, CompletionRequest, ModelLoadError
-from fim.config import Config, engine_config
+from fim.config import Config, derive, engine_config
+from fim.context import Document
 from fim.llama import EngineConfig, LlamaEngine
 from fim.llama.generation import Utf8Stream
 from fim.llama.kv import WORK_SEQ
+from fim.pipeline import CompletionPipeline
 
 PREFIX = '''def is_even(number):
     """Return True when number is divisible by two."""
@@ -256,3 +258,26 @@ def test_model_without_fim_tokens_gives_a_clear_error(model_path: Path, tmp_path
     patched = without_fim_tokens(model_path, tmp_path / "no-fim.gguf")
     with pytest.raises(ModelLoadError, match="no fill-in-the-middle tokens"):
         LlamaEngine(settings(patched, n_ctx=512))
+
+
+COUNT_SOURCE = '''def count_negatives(values):
+    """How many of the values are below zero."""
+    count = 0
+    for value in values:
+        if value < 0:
+
+'''
+
+
+def test_pipeline_starts_at_the_block_and_drops_a_line_the_token_cap_cut(engine: LlamaEngine) -> None:
+    doc = Document("file:///t/count.py", COUNT_SOURCE, "python")
+    cursor = len(COUNT_SOURCE) - 1  # column 0 of the empty line below the opener
+    whole = CompletionPipeline(engine, derive(Config()))
+    plan = whole.plan(doc, cursor)
+    assert plan.lead == " " * 12, "the model is made to start at the block's indentation"
+    assert whole.run(plan, threading.Event()).text == "            count += 1\n    return count"
+    # Eight tokens end inside "    return count": that unfinished line is not shown.
+    capped = CompletionPipeline(engine, derive(Config(max_tokens_multiline=8)))
+    generation = capped.run(capped.plan(doc, cursor), threading.Event())
+    assert generation.stats.stop_reason == "max_tokens"
+    assert generation.text == "            count += 1"

@@ -327,6 +327,49 @@ def test_a_fill_skips_blank_lines_first() -> None:
     assert finish(context, "\n\n    y += 1\n    y *= 2\n") == "y += 1\n    y *= 2"
 
 
+def test_a_block_at_the_end_of_a_function_goes_on_after_the_block() -> None:
+    # HumanEval's layout: the cursor at column 0 on the line below the opener.
+    context = context_at("def f(k, arr):\n    if k == 0:\n<|>\n")
+    raw = "        return []\n    arr.sort()\n    return arr[-k:]\n\n\ndef g():\n    pass\n"
+    assert finish(context, raw) == "        return []\n    arr.sort()\n    return arr[-k:]"
+    assert StreamFilter(context).should_stop(raw)
+    # Code of the opener's level below: the block's end ends the completion, as before.
+    followed = context_at("def f(k, arr):\n    if k == 0:\n<|>\n    return arr\n")
+    assert finish(followed, "        return []\n    arr.sort()\n") == "        return []"
+    # A method's body does not go on into the next method.
+    method = context_at("class A:\n    def f(self):\n<|>\n")
+    assert finish(method, "        return 1\n\n    def g(self):\n        return 2\n") == "        return 1"
+
+
+def test_a_block_going_on_stops_at_the_code_below() -> None:
+    context = context_at("def f(xs):\n    for x in xs:\n        if x:\n<|>\n    return xs\n")
+    raw = "            use(x)\n        log(x)\n    return xs\n"
+    assert finish(context, raw) == "            use(x)\n        log(x)"
+
+
+def test_a_line_after_a_jump_at_its_level_ends_the_completion() -> None:
+    context = context_at("def f(x):\n    y = x\n<|>\n")
+    raw = '    return y\n    """\n    Docs again.\n'
+    assert finish(context, raw) == "    return y"
+    assert StreamFilter(context).should_stop('    return y\n    """\n')
+    # A line that ends the block is no dead code; nor is a line of an outer block.
+    branches = "    if y:\n        return 1\n    else:\n        return 2\n    return 3"
+    assert finish(context, branches + "\n") == branches
+    loop = context_at("def f(xs):\n    for x in xs:\n<|>\n")
+    raw = "        if x:\n            break\n        use(x)\n    return xs\n"
+    assert finish(loop, raw) == raw.rstrip("\n")
+    switch = context_at("int f(int x) {\n  switch (x) {\n    <|>\n  }\n}\n", "c")
+    raw = "case 1:\n      return 1;\n    case 2:\n      return 2;\n  }\n"
+    assert finish(switch, raw) == "case 1:\n      return 1;\n    case 2:\n      return 2;"
+
+
+def test_whitespace_run_away_ends_the_completion_early() -> None:
+    context = context_at("def f(x):\n    y = x\n<|>\n    return y\n")
+    assert StreamFilter(context).should_stop(" " * 80)
+    assert finish(context, " " * 200) == ""
+    assert finish(context, "    y += 1\n" + " " * 100 + "z = 2\n") == "    y += 1"
+
+
 # ---------------------------------------------------------------------------- syntax check
 
 
@@ -357,6 +400,8 @@ PIECES = [
     "        ",
     "\t",
     "return ",
+    "break",
+    "x = 1",
     "y",
     "(",
     ")",
@@ -382,6 +427,8 @@ SOURCES = [
     ("function f() {\n  if (x<|>\n}\n", "javascript"),
     ("def f(x):\n    return g(<|>\n", "python"),
     ("def f(x):\n    y = x\n<|>\n", "python"),
+    ("def f(x):\n    if x:\n<|>\n", "python"),
+    ("def f(x):\n    y = x\n<|>\n    return y\n", "python"),
 ]
 
 

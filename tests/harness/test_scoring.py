@@ -147,3 +147,51 @@ def test_sweep_values_parse_as_json_and_bad_specs_are_named() -> None:
     for bad in ("suffixTokens", "=1,2", "suffixTokens="):
         with pytest.raises(BenchError, match="expected OPTION=VALUE"):
             parse_sweep(bad)
+
+
+def test_humaneval_multi_line_holes_are_whole_lines_and_pass_their_tests(tmp_path) -> None:
+    import json
+
+    from harness.quality.multiline import humaneval_records
+
+    body = "    total = 0\n    for x in xs:\n        total += x\n\n    return total\n"
+    record = {
+        "task_id": "SingleLineInfilling/HumanEval/7/L0",
+        "entry_point": "total",
+        "prompt": 'def total(xs):\n    """Sum."""\n\n',  # one blank line too many, as the data has
+        "canonical_solution": body.split("\n", 1)[0] + "\n",
+        "suffix": body.split("\n", 1)[1],
+        "test": "def check(f):\n    assert f([1, 2]) == 3\n",
+    }
+    source = tmp_path / "single.jsonl"
+    source.write_text(json.dumps(record) + "\n")
+    (made,) = humaneval_records(source)
+    assert made["task_id"].startswith("MultiLineInfilling/HumanEvalOwn/7/L")
+    assert 2 <= made["lines"] <= 5
+    whole_solution = made["prompt"] + made["canonical_solution"] + made["suffix"]
+    assert whole_solution.rstrip("\n") == 'def total(xs):\n    """Sum."""\n' + body.rstrip("\n")
+    hole = made["canonical_solution"].split("\n")
+    assert hole[0].strip() and hole[-2].strip(), "a hole starts and ends on a line of code"
+    task = load_tasks_from(tmp_path, made)
+    text, cursor = task.document()
+    assert task.opens_line and text[cursor - 1 : cursor + 1] == "\n\n"
+    whole = text[:cursor] + made["canonical_solution"].rstrip("\n") + text[cursor:]
+    assert run_program(humaneval_program(whole, task)).passed
+
+
+def load_tasks_from(folder, record) -> Task:
+    import json
+
+    path = folder / "made.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    (task,) = load_tasks(path)
+    return task
+
+
+def test_interleaved_suites_advance_together() -> None:
+    from harness.quality.multiline import _interleaved
+
+    order = list(_interleaved([["a1", "a2", "a3", "a4"], ["b1", "b2"]]))
+    assert [item for _, item in order] == ["a1", "b1", "a2", "a3", "b2", "a4"]
+    half = [item for _, item in order[:3]]
+    assert half.count("b1") == 1 and "a2" in half

@@ -417,3 +417,48 @@ async def test_speculative_next_is_ready_after_accepting(raw_client: LanguageCli
     after = await status(raw_client)
     assert after["counters"]["speculative_hits"] == before["counters"]["speculative_hits"] + 1
     assert after["engineTotals"]["requests"] == before["engineTotals"]["requests"]
+
+
+COUNT_URI = "file:///tmp/fim-e2e/count.py"
+COUNT_SOURCE = '''def count_negatives(values):
+    """How many of the values are below zero."""
+    count = 0
+    for value in values:
+        if value < 0:
+
+'''
+BALANCE_URI = "file:///tmp/fim-e2e/balance.py"
+BALANCE_SOURCE = '''from typing import List
+
+
+def below_zero(operations: List[int]) -> bool:
+    """Return True if the balance falls below zero at any point, else False."""
+    balance = 0
+    for op in operations:
+        balance += op
+        if balance < 0:
+    return False
+'''
+
+
+async def test_a_block_opener_gets_its_body_and_a_function_end_its_last_lines(client: LanguageClient) -> None:
+    # The issue's example: the line opens a block, so the suggestion goes on into it.
+    open_doc(client, BALANCE_SOURCE, BALANCE_URI)
+    position = types.Position(line=8, character=len("        if balance < 0:"))
+    items = items_of(
+        await client.text_document_inline_completion_async(inline_params(position, BALANCE_URI, invoked=True))
+    )
+    assert len(items) == 1 and isinstance(items[0].insert_text, str)
+    assert items[0].insert_text == "\n            return True"
+    # An empty line at column 0 in the last block of a function (as HumanEval lays it
+    # out): the body starts at the block's indentation, and the function's last line
+    # follows the block.
+    open_doc(client, COUNT_SOURCE, COUNT_URI)
+    position = types.Position(line=5, character=0)
+    items = items_of(
+        await client.text_document_inline_completion_async(inline_params(position, COUNT_URI, invoked=True))
+    )
+    assert len(items) == 1 and isinstance(items[0].insert_text, str)
+    lines = items[0].insert_text.split("\n")
+    assert lines[0] == "            count += 1"
+    assert lines[-1] == "    return count"
