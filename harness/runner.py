@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+#: Quality runs give the daemon these unless ``--init-options`` says otherwise. Each task
+#: is a document opened a moment ago, so the daemon would cut every prompt as after a
+#: cold jump (``coldPrefillMs``), by a length that follows the machine's load; in an
+#: editor the idle warm-up of an open file makes up for that cut, and latency runs
+#: measure it.
+QUALITY_DEFAULTS: dict[str, Any] = {"coldPrefillMs": 0}
+
+
 class BenchError(Exception):
     """A benchmark cannot run (no model, no peer binary, bad arguments)."""
 

@@ -49,6 +49,7 @@ from harness.report import (
     round_or_none,
 )
 from harness.runner import (
+    QUALITY_DEFAULTS,
     ROOT,
     SHARED_DATA,
     BenchError,
@@ -274,7 +275,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not tasks:
         raise BenchError("no tasks selected")
     suite = tasks[0].suite
-    options = our_options(args)
+    options = {**QUALITY_DEFAULTS, **our_options(args)}
     dataset_name = dataset.name.removesuffix(".gz").removesuffix(".jsonl")
     if args.qwen_layout and suite == "santacoder":
         dataset_name += "-qwen-layout"

@@ -40,7 +40,7 @@ from fim.workspace.filter import FileFilter
 from fim.workspace.index import WorkspaceIndex
 from harness.replay.jumps import default_corpus_dir, fetch_corpus
 from harness.report import edit_similarity, fmt_ms, fmt_pct, machine, markdown_table, rate
-from harness.runner import BenchError
+from harness.runner import QUALITY_DEFAULTS, BenchError
 
 if TYPE_CHECKING:
     from tree_sitter import Node
@@ -352,9 +352,7 @@ def main(argv: list[str]) -> int:
     add_options(parser)
     add_common_options(parser)
     args = parser.parse_args(argv)
-    # The whole prompt every time: the daemon's cut of a cold prompt (``coldPrefillMs``) is
-    # a latency measure that the idle warm-up makes up for, and would blur this one.
-    config, problems = parse({"coldPrefillMs": 0, **init_options(args.model, args.init_options)})
+    config, problems = parse({**QUALITY_DEFAULTS, **init_options(args.model, args.init_options)})
     if problems:
         print("; ".join(map(str, problems)), file=sys.stderr)
         return 2

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.quality.tasks import load_tasks, read_records, score_match, select, summarize_match
-from harness.runner import SHARED_DATA
+from harness.runner import QUALITY_DEFAULTS, SHARED_DATA
 
 #: Pinned so that the same holes come back; pure Python, no dependencies of their own.
 PACKAGES = (
@@ -495,7 +495,7 @@ def msgspec_convert(options: dict[str, Any]) -> Any:
     """A ``Config`` from wire options (camelCase), as the daemon reads them."""
     from fim.config import parse
 
-    config, problems = parse(options)
+    config, problems = parse({**QUALITY_DEFAULTS, **options})
     if problems:
         raise SystemExit("; ".join(str(problem) for problem in problems))
     return config
