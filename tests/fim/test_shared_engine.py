@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,18 +82,48 @@ def test_two_daemons_share_one_model_and_outlive_its_crash(model_path: Path) -> 
 LONG_BODY = 'def fibonacci_table(count):\n    """Return the first count Fibonacci numbers, one per line."""\n'
 
 
-@pytest.mark.parametrize("kill_with", [signal.SIGSEGV, signal.SIGKILL])
-def test_a_model_process_killed_mid_request_costs_one_answer(
-    model_path: Path, kill_with: signal.Signals
-) -> None:
+@contextlib.contextmanager
+def one_window() -> Iterator[tuple[RawConnection, set[Any]]]:
+    """A daemon whose model is ready, and the hosts it used, all killed at the end."""
     window = RawConnection()
     hosts: set[Any] = set()
     try:
         window.start()
         window.initialize(OPTIONS)
         assert window.wait_ready()["state"] == "ready"
-        host = window.status()["sharedEnginePid"]
-        hosts.add(host)
+        hosts.add(window.status()["sharedEnginePid"])
+        yield window, hosts
+    finally:
+        window.shutdown()
+        for pid in hosts:
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def first_message(window: RawConnection) -> str:
+    """The first ``window/showMessage`` the daemon sent, waited for."""
+    deadline = time.monotonic() + 30
+    while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
+        assert time.monotonic() < deadline, window.notifications
+        time.sleep(0.1)
+    return str(shown[0]["params"]["message"])
+
+
+def replacement(window: RawConnection, host: Any) -> Any:
+    """The pid of the host that took over from ``host``, waited for."""
+    deadline = time.monotonic() + 120
+    while (new_host := window.status()["sharedEnginePid"]) in (None, host):
+        assert time.monotonic() < deadline, "the model process was not replaced"
+        time.sleep(0.2)
+    return new_host
+
+
+@pytest.mark.parametrize("kill_with", [signal.SIGSEGV, signal.SIGKILL])
+def test_a_model_process_killed_mid_request_costs_one_answer(
+    model_path: Path, kill_with: signal.Signals
+) -> None:
+    with one_window() as (window, hosts):
+        (host,) = hosts
         uri = "file:///window/fib.py"
         window.open(uri, LONG_BODY)
         request = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
@@ -101,41 +132,22 @@ def test_a_model_process_killed_mid_request_costs_one_answer(
         answer = window.wait(request, 120)
         assert answer is not None, "the request in flight was never answered"
         # The user is told once, with the reason and where the log is.
-        deadline = time.monotonic() + 30
-        while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
-            assert time.monotonic() < deadline, window.notifications
-            time.sleep(0.1)
-        message = shown[0]["params"]["message"]
+        message = first_message(window)
         assert "model process stopped" in message and f"killed by {kill_with.name}" in message, message
         assert ".log" in message
         # A new host comes up by itself; then completions are right again.
-        deadline = time.monotonic() + 120
-        while (new_host := window.status()["sharedEnginePid"]) in (None, host):
-            assert time.monotonic() < deadline, "the model process was not restarted"
-            time.sleep(0.2)
-        hosts.add(new_host)
+        hosts.add(replacement(window, host))
         other = "file:///window/is_even.py"
         window.open(other, SOURCE)
         assert "% 2 == 0" in suggestion(window, other)
         assert len([n for n in window.notifications if n.get("method") == "window/showMessage"]) == 1
         assert window.alive
-    finally:
-        window.shutdown()
-        for pid in hosts:
-            with contextlib.suppress(ProcessLookupError, TypeError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
     """SIGSTOP stands for a hang in a native call: the host answers nothing, not even a cancel."""
-    window = RawConnection()
-    hosts: set[Any] = set()
-    try:
-        window.start()
-        window.initialize(OPTIONS)
-        assert window.wait_ready()["state"] == "ready"
-        host = window.status()["sharedEnginePid"]
-        hosts.add(host)
+    with one_window() as (window, hosts):
+        (host,) = hosts
         uri = "file:///window/fib.py"
         window.open(uri, LONG_BODY)
         first = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
@@ -145,26 +157,13 @@ def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
         window.change(uri, 2, (2, 0), (2, 0), "    ")
         second = window.inline(uri, 2, 4, invoked=True)
         assert window.wait_all([first, second], 120) == [], "a request was never answered"
-        deadline = time.monotonic() + 30
-        while not (shown := [n for n in window.notifications if n.get("method") == "window/showMessage"]):
-            assert time.monotonic() < deadline, window.notifications
-            time.sleep(0.1)
-        message = shown[0]["params"]["message"]
+        message = first_message(window)
         assert "model process stopped" in message and "hung, killed" in message and ".log" in message, message
-        deadline = time.monotonic() + 120
-        while (new_host := window.status()["sharedEnginePid"]) in (None, host):
-            assert time.monotonic() < deadline, "the model process was not replaced"
-            time.sleep(0.2)
-        hosts.add(new_host)
+        hosts.add(replacement(window, host))
         other = "file:///window/is_even.py"
         window.open(other, SOURCE)
         assert "% 2 == 0" in suggestion(window, other)
         assert window.alive
-    finally:
-        window.shutdown()
-        for pid in hosts:
-            with contextlib.suppress(ProcessLookupError, TypeError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_settings_change_moves_to_another_host_and_frees_the_old_one(
