@@ -172,6 +172,13 @@ class DaemonClient:
         )
         return PendingRequest(request_id, asyncio.wrap_future(raw), sent_at)
 
+    def move_cursor(self, uri: str, line: int, character: int) -> None:
+        """``fim/didMoveCursor``: the editor plugins send it when the cursor jumps elsewhere."""
+        self.client.protocol.notify(
+            "fim/didMoveCursor",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        )
+
     def cancel(self, request: PendingRequest) -> None:
         """``$/cancelRequest`` for a request that has not been answered yet."""
         if request.future.done() or request.cancel_sent:

@@ -153,6 +153,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, default=None, help="latency CDF as PNG (needs matplotlib)")
     parser.add_argument("--keep-traces", type=Path, default=None, help="write the generated traces here")
+    parser.add_argument(
+        "--pure-lsp",
+        action="store_true",
+        help="send no fim/didMoveCursor on jumps (the editor plugins send it; pure LSP clients do not)",
+    )
     runner.add_common_options(parser)
     args = parser.parse_args(argv)
     files = args.files
@@ -181,6 +186,7 @@ def main(argv: list[str]) -> int:
             return 2
         args.repeat = 1
         args.peer_speculative = False
+        args.cursor_moves = not args.pure_lsp
         print(
             f"{len(args.trace)} files, {len(args.trace) * args.jumps_per_file} jumps: "
             + ", ".join(path.name for path in known),

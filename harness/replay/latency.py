@@ -155,6 +155,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine(),
         "traces": [t.name for t in traces],
     }
+    cursor_moves = bool(getattr(args, "cursor_moves", False))
+    report["cursor_moves"] = cursor_moves
     client, status = await runner.start_daemon(runner.our_options(args))
     peer: runner.Peer | None = None
     ours: list[PauseResult] = []
@@ -170,12 +172,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 # Ours and the peer take turns on each trace, so drifting load hits both.
                 if not args.no_ours:
                     print(f"[ours] {trace.name} ({trace.pauses} pauses) …", file=sys.stderr, flush=True)
-                    ours += await replay(DaemonSide(client, repeat), trace)
+                    ours += await replay(DaemonSide(client, repeat, cursor_moves), trace)
                 if peer is not None and theirs is not None:
                     print(f"[peer] {trace.name} ({trace.pauses} pauses) …", file=sys.stderr, flush=True)
                     theirs += await replay(PeerSide(peer, args.peer_speculative), trace)
         final_status = await client.status()
         report["daemon_counters"] = final_status.get("counters")
+        report["daemon_cursor_moves"] = final_status.get("cursorMoves")
     finally:
         await client.stop()
         if peer is not None:
@@ -218,6 +221,11 @@ def main(argv: list[str]) -> int:
         help="also send llama.vim's follow-up request after each shown suggestion (off by default)",
     )
     parser.add_argument("--plot", type=Path, default=None, help="latency CDF as PNG (needs matplotlib)")
+    parser.add_argument(
+        "--cursor-moves",
+        action="store_true",
+        help="send fim/didMoveCursor on each jump, as the editor plugins do (a pure LSP client does not)",
+    )
     add_hog_option(parser)
     runner.add_common_options(parser)
     args = parser.parse_args(argv)

@@ -148,6 +148,9 @@ class ReplaySide(Protocol):
     def request(self, state: EditorState) -> None:
         """After the keystroke: ask for a suggestion at the new cursor, as the editor would."""
 
+    def moved(self, state: EditorState) -> None:
+        """The cursor went elsewhere without an edit (a jump): what the editor tells the server."""
+
     async def suggestion(self, result: PauseResult, state: EditorState, last_key: float) -> str:
         """Wait for the answer to the final state; set ``answer_ms``, return the text it adds."""
 
@@ -185,6 +188,8 @@ async def replay(side: ReplaySide, trace: Trace) -> list[PauseResult]:
         before = state.text
         change = state.apply(event)
         if change is None:
+            if event.op == "goto":
+                side.moved(state)
             continue
         side.edit(before, change)
         last_key = time.perf_counter()
@@ -236,9 +241,11 @@ class Tracked:
 class DaemonSide:
     """Our daemon over LSP: a request per change, the superseded one cancelled."""
 
-    def __init__(self, client: DaemonClient, run: int = 0) -> None:
+    def __init__(self, client: DaemonClient, run: int = 0, cursor_moves: bool = False) -> None:
         self.client = client
         self.run = run
+        #: Send ``fim/didMoveCursor`` on a jump, as the editor plugins do (pure LSP clients don't).
+        self.cursor_moves = cursor_moves
         self.uri = ""
         self.outstanding: list[Tracked] = []
         self.segment: list[Tracked] = []
@@ -265,6 +272,10 @@ class DaemonSide:
 
     def edit(self, before: str, change: Change) -> None:
         self.client.change(self.uri, _lsp(before, change.start), _lsp(before, change.end), change.text)
+
+    def moved(self, state: EditorState) -> None:
+        if self.cursor_moves:
+            self.client.move_cursor(self.uri, *_lsp(state.text, state.cursor))
 
     def request(self, state: EditorState) -> None:
         for item in self.outstanding:
@@ -361,6 +372,9 @@ class PeerSide:
 
     def edit(self, before: str, change: Change) -> None:
         """Nothing to send: the next request carries the text around the cursor."""
+
+    def moved(self, state: EditorState) -> None:
+        """llama.vim asks nothing when the cursor moves without an edit."""
 
     def request(self, state: EditorState) -> None:
         self.ledger.sample()

@@ -75,6 +75,20 @@ def test_latency_replay_answers_every_request(tmp_path: Path, model_path: Path) 
     assert "| tiny | ours |" in report["markdown"]
 
 
+def test_latency_replay_tells_the_daemon_of_jumps_as_the_plugins_do(tmp_path: Path, model_path: Path) -> None:
+    trace = str(tiny_trace(tmp_path / "tiny.json"))
+    reports = []
+    for extra in ([], ["--cursor-moves"]):
+        out = tmp_path / f"latency{len(extra)}.json"
+        assert latency_main(["--trace", trace, "--json", str(out), "--model", str(model_path), *extra]) == 0
+        reports.append(json.loads(out.read_text()))
+    plain, plugins = reports
+    # The trace's one jump (a goto) reaches the daemon only when asked to, as from a plugin.
+    assert plain["cursor_moves"] is False and plain["daemon_cursor_moves"] == 0
+    assert plugins["cursor_moves"] is True and plugins["daemon_cursor_moves"] == 1
+    assert plugins["answered"] == plugins["requests"] == 4
+
+
 @needs_data
 def test_quality_on_three_single_line_tasks_and_resume(tmp_path: Path, model_path: Path) -> None:
     out = tmp_path / "quality.json"
