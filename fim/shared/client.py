@@ -243,11 +243,14 @@ class SharedEngine:
                     answers.put(message)
         except (OSError, ValueError):
             pass
-        if self._channel is channel:
-            self._channel = None
         lost = not self._closing
         if lost:
+            # Before the channel is dropped: a request that then finds none must see the
+            # restart under way, or it would start a second one beside this one.
             self._restarting.set()  # from now on requests answer empty at once
+        if self._channel is channel:
+            self._channel = None
+        if lost:
             self.lost_message = self._why_lost()
         with self._answers_lock:
             for answers in self._answers.values():
