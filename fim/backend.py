@@ -144,6 +144,14 @@ class Backend(Protocol):
         """Fill the middle; stops early when ``cancel`` is set or ``on_text`` says so."""
         ...
 
+    def prefill(self, request: CompletionRequest, cancel: threading.Event) -> int:
+        """Evaluate what ``request`` would, generate nothing; returns tokens evaluated.
+
+        For where the editor's cursor just went. Backends without a prompt cache of
+        their own to fill return 0.
+        """
+        ...
+
     def warm(
         self,
         key: str,

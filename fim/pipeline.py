@@ -172,12 +172,19 @@ class CompletionPipeline:
             return Mode.MULTI_LINE
         return context.mode
 
-    def run(self, plan: Plan, cancel: threading.Event) -> Generation:
-        """Generate and post-process ``plan`` (inference thread)."""
+    def run(
+        self, plan: Plan, cancel: threading.Event, progress: Callable[[str], None] | None = None
+    ) -> Generation:
+        """Generate and post-process ``plan`` (inference thread).
+
+        ``progress`` hears the text after the cursor generated so far, raw.
+        """
         stream_filter = StreamFilter(plan.context, mode=plan.mode)
         lead = plan.lead
 
         def should_stop(text: str) -> bool:
+            if progress is not None:
+                progress(lead + text)
             return stream_filter.should_stop(lead + text)
 
         result = self.backend.complete(plan.request, cancel, should_stop)
@@ -191,6 +198,10 @@ class CompletionPipeline:
         if stop_reason == "time_budget" or (multi_line and stop_reason == "max_tokens"):
             text = whole_part_of_cut(text, multi_line=multi_line)
         return Generation(stream_filter.finish(text), result.stats)
+
+    def prefill(self, plan: Plan, cancel: threading.Event) -> int:
+        """Evaluate ``plan``'s prompt and generate nothing (inference thread); tokens evaluated."""
+        return self.backend.prefill(plan.request, cancel)
 
     def refresh_context(self, doc: Document) -> RepositoryContext | None:
         """Choose ``doc``'s workspace context again before a warm-up (event loop)."""

@@ -5,8 +5,9 @@ into the document's stream on the inference thread:
 
 * as soon as the document is opened;
 * as soon as the editor says the cursor moved to another region (``fim/didMoveCursor``,
-  sent by the fim-lsp editor plugins): the prefix is anchored where a request at that
-  cursor would start it;
+  sent by the fim-lsp editor plugins): first the prompt a request at that cursor would
+  evaluate (after a jump into a long file, the shortened cold prompt), then the prefix
+  from where a request there would start it;
 * after a pause of ``idlePrefillMs`` in a document, from where the last prompt started.
 
 A later request at any cursor in that text then pays no prefix prefill. Any new request
@@ -45,6 +46,9 @@ class IdlePrefill:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: Where the next warm-up of a document starts, from the editor's cursor.
         self._anchors: dict[str, int] = {}
+        #: Where the editor's cursor went, for the next warm-up's first step.
+        self._cursors: dict[str, int] = {}
+        self.prefilled_tokens = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.warmed_tokens = 0
         #: ``fim/didMoveCursor`` notifications acted on (the editor plugins send them).
@@ -70,6 +74,7 @@ class IdlePrefill:
         offset = max(0, min(offset, len(doc.text)))
         self.cursor_moves += 1
         self._anchors[uri] = pipeline.plan(doc, offset).prefix_start
+        self._cursors[uri] = offset
         # The region the user just went to matters more than any warm-up in progress.
         self.scheduler.cancel_background()
         self.touch(uri, now=True)
@@ -79,6 +84,7 @@ class IdlePrefill:
         if timer is not None:
             timer.cancel()
         self._anchors.pop(uri, None)
+        self._cursors.pop(uri, None)
 
     def _fire(self, uri: str) -> None:
         self._timers.pop(uri, None)
@@ -93,6 +99,19 @@ class IdlePrefill:
             return
         if self.scheduler.foreground_busy:
             return  # a request is running; it will reschedule us when the user pauses again
+        cursor = self._cursors.pop(uri, None)
+        if cursor is not None and cursor <= len(doc.text):
+            # What the first keystroke there needs, before the rest of the prefix.
+            plan = pipeline.plan(doc, cursor)
+            if plan.skip_reason is None:
+                job = self.scheduler.new_job("idle", uri)
+                try:
+                    prefilled = await self.scheduler.run(job, lambda cancel: pipeline.prefill(plan, cancel))
+                except (Cancelled, asyncio.CancelledError):
+                    return
+                self.prefilled_tokens += prefilled
+                if job.cancel.is_set() or self.documents.get(uri) is not doc:
+                    return
         start = self._anchors.pop(uri, None)
         if start is None:
             start = self.completions.prefix_start(uri)

@@ -52,6 +52,8 @@ GGUF_MAGIC = b"GGUF"
 KV_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
 #: A shortened cold prompt keeps at least this many tokens: fewer says too little.
 COLD_MIN_TOKENS = 64
+#: A cold cut is recognised again by this much of the text it started with.
+COLD_ANCHOR_CHARS = 160
 #: Prefill speed assumed before one is measured (a 2-core laptop CPU, 0.5B model), tokens/s.
 ASSUMED_PREFILL_RATE = 150.0
 #: Prefills shorter than this say little about the speed; they are not measured.
@@ -133,6 +135,9 @@ class _AbortSwitch:
 
     def __init__(self) -> None:
         self._cancel: threading.Event | None = None
+        #: A chunk of prompt prefix is evaluating whose result the next request will
+        #: reuse: a cancel waits for its end instead of throwing it away.
+        self._shielded = False
         #: Work is evaluating on the model (prefill or decode), for ``describe``.
         self.active = False
         # Keep a reference: llama.cpp holds only the function pointer.
@@ -140,7 +145,16 @@ class _AbortSwitch:
 
     def _should_abort(self, _data: Any) -> bool:
         cancel = self._cancel
-        return bool(cancel is not None and cancel.is_set())
+        return bool(cancel is not None and cancel.is_set() and not self._shielded)
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """Let the current llama_decode call finish even if cancelled (the caller checks after)."""
+        self._shielded = True
+        try:
+            yield
+        finally:
+            self._shielded = False
 
     @contextlib.contextmanager
     def watching(self, cancel: threading.Event) -> Iterator[None]:
@@ -209,12 +223,19 @@ class LlamaEngine:
         llama.llama_set_abort_callback(self._ctx, self._abort.callback, None)
         self.n_ctx = llama.llama_n_ctx(self._ctx)
         self.kv = KvCache(
-            self._ctx, self.n_seq, config.prefill_chunk, batch_capacity=max(512, config.prefill_chunk)
+            self._ctx,
+            self.n_seq,
+            config.prefill_chunk,
+            batch_capacity=max(512, config.prefill_chunk),
+            shield=self._abort.shielded,
         )
         self._generator = Generator(self._ctx, self.kv, self.vocabulary, self.n_ctx)
         self.totals = {"requests": 0, "evaluated": 0, "reused": 0, "generated": 0, "cancelled": 0}
         #: Measured prefill speed, tokens/s (a moving average over requests).
         self._prefill_rate = ASSUMED_PREFILL_RATE
+        #: Per document: the text its last cold cut started with. The keystrokes after a
+        #: jump cut at the same place, so each one reuses what the one before evaluated.
+        self._cold_anchors: dict[str, str] = {}
         self.model_path = str(path)
         self.model_description = self._model_description()
         #: The last repository context and its ids: the same one comes back keystroke
@@ -352,17 +373,12 @@ class LlamaEngine:
         stats = CompletionStats()
         started = time.perf_counter()
         self.totals["requests"] += 1
-        prompt, stream_end = self.build_prompt_with_stream_end(
-            request.prefix, request.suffix, reserve=request.max_tokens, repository=request.repository
-        )
-        if request.cold_prefill_ms is not None:
-            prompt, stream_end, stats.prefix_cut_tokens = self._fit_cold_prompt(request, prompt, stream_end)
-        stats.tokens_prompt = len(prompt)
+        prompt, stream_end, stream_key = self._request_prompt(request, stats)
         self._fit_threads()
         decoding = Decoding(request, cancel, on_text, stats, started, history=list(prompt))
         try:
             with self._abort.watching(cancel), sampler_chain(request.sampling) as sampler:
-                if not self._prefill(prompt, stream_end, request.stream_key, decoding):
+                if not self._prefill(prompt, stream_end, stream_key, decoding):
                     return CompletionResult("", stats)
                 self._generator.run(decoding, sampler)
         finally:
@@ -374,6 +390,45 @@ class LlamaEngine:
             if stats.stop_reason == "cancelled":
                 self.totals["cancelled"] += 1
         return CompletionResult(decoding.text.finish() if stats.stop_reason != "cancelled" else "", stats)
+
+    def prefill(self, request: CompletionRequest, cancel: threading.Event) -> int:
+        """Evaluate what ``request`` needs, as ``complete`` would, and generate nothing.
+
+        For the place the editor's cursor just moved to: the first keystroke there then
+        finds its prompt evaluated (or as much of it as the time before it allowed).
+        Returns the tokens evaluated.
+        """
+        stats = CompletionStats()
+        prompt, stream_end, stream_key = self._request_prompt(request, stats)
+        self._fit_threads()
+        decoding = Decoding(request, cancel, None, stats, time.perf_counter(), history=list(prompt))
+        try:
+            with self._abort.watching(cancel):
+                self._prefill(prompt, stream_end, stream_key, decoding)
+        finally:
+            self._note_others()
+            self.totals["evaluated"] += stats.tokens_evaluated
+        return stats.tokens_evaluated
+
+    def _request_prompt(
+        self, request: CompletionRequest, stats: CompletionStats
+    ) -> tuple[list[int], int, str | None]:
+        """The prompt ids, where its document-stream part ends, and the stream to use.
+
+        A prompt whose prefix was cut for a cold jump starts elsewhere than the document's
+        stream: it lives in the work sequence only, so that it never truncates the
+        stream's (whole-prefix) warm-up that later requests will use.
+        """
+        prompt, stream_end = self.build_prompt_with_stream_end(
+            request.prefix, request.suffix, reserve=request.max_tokens, repository=request.repository
+        )
+        stream_key = request.stream_key
+        if request.cold_prefill_ms is not None:
+            prompt, stream_end, stats.prefix_cut_tokens = self._fit_cold_prompt(request, prompt, stream_end)
+            if stats.prefix_cut_tokens:
+                stream_key = None
+        stats.tokens_prompt = len(prompt)
+        return prompt, stream_end, stream_key
 
     def _measure_prefill(self, tokens: int, milliseconds: float) -> None:
         if tokens >= RATE_MIN_TOKENS and milliseconds > 0:
@@ -410,17 +465,38 @@ class LlamaEngine:
         keep = max(COLD_MIN_TOKENS // 2, budget - others)
         # Cut at a line start, estimated from this prefix's characters per token.
         chars = int(keep * len(request.prefix) / prefix_tokens)
-        cut_from = max(0, len(request.prefix) - chars)
-        line_start = request.prefix.find("\n", cut_from)
-        # A prefix without a line break there (minified code, a 100,000-character line)
-        # is cut inside its line: a partial first line beats minutes of prefill.
-        start = line_start + 1 if line_start >= 0 else cut_from
+        start = self._sticky_cold_start(request, chars)
+        if start is None:
+            cut_from = max(0, len(request.prefix) - chars)
+            line_start = request.prefix.find("\n", cut_from)
+            # A prefix without a line break there (minified code, a 100,000-character line)
+            # is cut inside its line: a partial first line beats minutes of prefill.
+            start = line_start + 1 if line_start >= 0 else cut_from
         if start <= 0:
             return prompt, stream_end, 0
+        if request.stream_key is not None:
+            self._cold_anchors[request.stream_key] = request.prefix[start : start + COLD_ANCHOR_CHARS]
         shorter, shorter_end = self.build_prompt_with_stream_end(
             request.prefix[start:], request.suffix, reserve=request.max_tokens
         )
         return shorter, shorter_end, max(0, len(prompt) - len(shorter))
+
+    def _sticky_cold_start(self, request: CompletionRequest, chars: int) -> int | None:
+        """Where the document's last cold cut started, if this prefix still has it nearby.
+
+        The cut is estimated from a measured speed that moves between requests; cutting
+        a line earlier or later than the keystroke before would throw away all it
+        evaluated. Kept while the prefix from there stays within half to twice the budget.
+        """
+        anchor = self._cold_anchors.get(request.stream_key) if request.stream_key is not None else None
+        if not anchor:
+            return None
+        start = request.prefix.rfind(anchor)
+        kept = len(request.prefix) - start
+        # Too near the cursor (the anchor's text repeats there): it would say too little.
+        if start <= 0 or not chars // 2 <= kept <= 2 * chars:
+            return None
+        return start
 
     def _fit_threads(self) -> None:
         """Run on fewer threads while other processes keep the cores busy.
@@ -462,6 +538,7 @@ class LlamaEngine:
                 stream_limit=stream_end - BOUNDARY_TOKENS,
                 logits_for_last=True,
                 make_room=True,
+                shield_below=stream_end,
             )
         finally:
             stats.tokens_evaluated = self.kv.held_tokens(WORK_SEQ) - evaluated_before
@@ -504,6 +581,7 @@ class LlamaEngine:
     def forget(self, key: str) -> None:
         """Drop a document's stream (the document was closed)."""
         self.kv.forget(key)
+        self._cold_anchors.pop(key, None)
 
     def held_tokens(self, seq: int = WORK_SEQ) -> int:
         """Tokens sequence ``seq`` holds (the work sequence by default)."""

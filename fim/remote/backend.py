@@ -575,6 +575,10 @@ class RemoteBackend:
         return asyncio.ensure_future(every_interval())
 
     # ------------------------------------------------------------------ documents, lifetime
+    def prefill(self, request: CompletionRequest, cancel: threading.Event) -> int:
+        """Not done: a server request to fill its cache would hold its slot like a completion."""
+        return 0
+
     def warm(
         self,
         key: str,

@@ -414,6 +414,9 @@ class SharedEngine:
             self._done(request_id)
         raise AssertionError("unreachable: the answers never end")
 
+    def prefill(self, request: CompletionRequest, cancel: threading.Event) -> int:
+        return self._count_answer({"op": "prefill", "request": request_to_wire(request)}, cancel)
+
     def warm(
         self,
         key: str,
@@ -423,10 +426,13 @@ class SharedEngine:
         repository: RepositoryContext | None = None,
     ) -> int:
         context = asdict(repository) if repository is not None else None
+        message = {"op": "warm", "key": key, "text": text, "max_tokens": max_tokens, "repository": context}
+        return self._count_answer(message, cancel)
+
+    def _count_answer(self, message: dict[str, Any], cancel: threading.Event) -> int:
+        """Send a warm-up (``warm`` or ``prefill``) and wait for its count of evaluated tokens."""
         try:
-            request_id, answers, channel = self._exchange(
-                {"op": "warm", "key": key, "text": text, "max_tokens": max_tokens, "repository": context}
-            )
+            request_id, answers, channel = self._exchange(message)
         except HostGone:
             return 0
         try:

@@ -7,8 +7,8 @@ has been connected for ``--idle-seconds``.
 
 One scheduler for all windows: engine work runs on one worker thread, one job at a
 time. A new completion, from any window, cancels the job in flight and every queued
-one (the newest keystroke is the one the user waits for); warm-ups and ``forget`` queue
-behind. A daemon that goes away cancels its own jobs.
+one (the newest keystroke is the one the user waits for); warm-ups (``warm``,
+``prefill``) and ``forget`` queue behind. A daemon that goes away cancels its own jobs.
 
 Crash isolation: a fault in llama.cpp takes down this process, not the editors'
 daemons; theirs see the connection close, answer that request with nothing, and start
@@ -61,7 +61,7 @@ LOCK_WAIT_S = 300.0
 
 @dataclass(eq=False)  # a job is itself: the queue removes it by identity
 class Job:
-    kind: str  # "complete", "warm" or "forget"
+    kind: str  # "complete", "warm", "prefill" or "forget"
     channel: Channel
     message: dict[str, Any]
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -141,7 +141,7 @@ class EngineHost:
         elif op == "build_prompt":
             prompt = self.engine.build_prompt(message["prefix"], message["suffix"])
             channel.send({"id": request_id, "result": list(prompt)})
-        elif op in ("complete", "warm", "forget"):
+        elif op in ("complete", "warm", "prefill", "forget"):
             job = Job(op, channel, message)
             with self._lock:
                 if op == "complete":
@@ -151,7 +151,7 @@ class EngineHost:
                             stale.cancel.set()
                             stale.verdicts.put(True)
                     self._by_id[(id(channel), request_id)] = job
-                elif op == "warm":
+                elif op in ("warm", "prefill"):
                     self._by_id[(id(channel), request_id)] = job
                 self._jobs.append(job)
                 self._lock.notify()
@@ -214,6 +214,10 @@ class EngineHost:
             evaluated = self.engine.warm(message["key"], message["text"], job.cancel, limit, repository)
             job.channel.send({"id": request_id, "result": evaluated})
             return
+        if job.kind == "prefill":
+            evaluated = self.engine.prefill(request_from_wire(message["request"]), job.cancel)
+            job.channel.send({"id": request_id, "result": evaluated})
+            return
 
         def ask(text: str) -> bool:
             """May the generation go on after ``text``? The daemon's stop rules decide."""
@@ -230,7 +234,7 @@ class EngineHost:
 def _answer_cancelled(job: Job) -> None:
     """The answer to a job cancelled before it ran: nothing evaluated, nothing generated."""
     request_id = job.message.get("id")
-    if job.kind == "warm":
+    if job.kind in ("warm", "prefill"):
         job.channel.send({"id": request_id, "result": 0})
     elif job.kind == "complete":
         stats = CompletionStats(stop_reason="cancelled", cancelled_in="queue")

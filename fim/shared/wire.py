@@ -6,9 +6,11 @@ expect an answer, an ``id`` chosen by the client; answers and stream events carr
 
 * client → host: ``ping``, ``describe``, ``build_prompt``, ``complete`` (with the request),
   ``verdict`` (may the generation go on after this text?), ``cancel``, ``warm``,
-  ``forget``, ``release`` (this daemon is leaving for other settings);
-* host → client: ``result`` (the answer to ``describe``, ``build_prompt``, ``warm`` and
-  ``complete``), ``text`` (generation so far, waiting for a verdict), ``error``.
+  ``prefill`` (a request's prompt, nothing generated), ``forget``, ``release`` (this
+  daemon is leaving for other settings);
+* host → client: ``result`` (the answer to ``describe``, ``build_prompt``, ``warm``,
+  ``prefill`` and ``complete``), ``text`` (generation so far, waiting for a verdict),
+  ``error``.
 
 A verdict per text event keeps the streaming stop rules exact: the host decodes the next
 token only once the client's post-processing has said that the text so far may go on,

@@ -40,6 +40,7 @@ def status(server: FimServer, services: Services) -> dict[str, Any]:
         "positionEncoding": str(server.encoding),
         "openDocuments": len(services.documents),
         "idlePrefillTokens": services.idle.warmed_tokens,
+        "cursorPrefillTokens": services.idle.prefilled_tokens,
         "cursorMoves": services.idle.cursor_moves,
         "workspace": services.workspace.status(),
         **services.completions.status(),

@@ -13,7 +13,7 @@ from fim.config import Config, derive, engine_config
 from fim.context import Document
 from fim.llama import EngineConfig, LlamaEngine
 from fim.llama.generation import Utf8Stream
-from fim.llama.kv import WORK_SEQ
+from fim.llama.kv import SHIELDED_CHUNK, WORK_SEQ
 from fim.pipeline import CompletionPipeline
 
 PREFIX = '''def is_even(number):
@@ -172,6 +172,51 @@ def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: Llama
     again = engine.complete(CompletionRequest(long_prompt, "", max_tokens=1, stream_key="cancel"))
     assert again.stats.stop_reason != "cancelled"
     assert again.stats.tokens_reused >= kept - 1
+
+
+def test_a_burst_of_cancels_still_moves_the_prefill_forward(engine: LlamaEngine) -> None:
+    # Keystrokes 120 ms apart each cancel the request before: a cancel that threw away
+    # the prefill call in progress would leave nothing done after any number of them.
+    long_prompt = LONG_PREFIX * 2 + "def burst(value):\n    return "
+    engine.reset_work_sequence()
+    held = []
+    for _ in range(3):
+        cancel = threading.Event()
+        timer = threading.Timer(0.02, cancel.set)
+        timer.start()
+        result = engine.complete(CompletionRequest(long_prompt, "", max_tokens=4), cancel=cancel)
+        timer.join()
+        assert result.stats.stop_reason == "cancelled"
+        held.append(engine.held_tokens(WORK_SEQ))
+    assert held[0] >= SHIELDED_CHUNK
+    assert held[0] < held[1] < held[2], held
+
+
+def test_a_cold_cut_stays_put_while_the_user_types(engine: LlamaEngine) -> None:
+    doc = LONG_PREFIX + "def helper_60(value):\n    return value"
+    first = engine.complete(
+        CompletionRequest(doc, "", max_tokens=2, stream_key="typing", cold_prefill_ms=300)
+    )
+    assert first.stats.prefix_cut_tokens > 0
+    # The next keystroke, with a prefill speed that moved (another budget): the cut
+    # starts where it did, so only the typed text is new.
+    typed = engine.complete(
+        CompletionRequest(doc + " *", "", max_tokens=2, stream_key="typing", cold_prefill_ms=500)
+    )
+    assert typed.stats.prefix_cut_tokens > 0
+    assert typed.stats.tokens_prompt > first.stats.tokens_prompt
+    assert typed.stats.tokens_evaluated <= 4, typed.stats
+
+
+def test_prefill_evaluates_what_the_next_request_needs(engine: LlamaEngine) -> None:
+    doc = LONG_PREFIX.replace("helper", "jump") + "def jump_60(value):\n    return "
+    request = CompletionRequest(doc, "", max_tokens=8, stream_key="jumped", cold_prefill_ms=400)
+    evaluated = engine.prefill(request, threading.Event())
+    assert evaluated > 40
+    after = engine.complete(request)
+    assert after.stats.prefix_cut_tokens > 0
+    assert after.stats.tokens_evaluated <= 2, after.stats
+    assert after.text.strip(), after
 
 
 def test_cancel_during_decode_stops_within_a_token(engine: LlamaEngine) -> None:

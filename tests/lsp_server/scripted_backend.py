@@ -32,8 +32,11 @@ class ScriptedBackend:
     stop_reason: StopReason = "eog"
     #: Seconds to spend "generating" each answer, checking the cancel token meanwhile.
     delay: float = 0.0
+    #: Seconds between the characters of an answer, as a model's tokens come.
+    char_delay: float = 0.0
     requests: list[CompletionRequest] = field(default_factory=list)
     warmed: list[str] = field(default_factory=list)
+    prefilled: list[CompletionRequest] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -65,6 +68,9 @@ class ScriptedBackend:
                 return CompletionResult("", stats)
         text = ""
         for char in self.answer(request):
+            if cancel is not None and self.char_delay and cancel.wait(self.char_delay):
+                stats.stop_reason = "cancelled"
+                return CompletionResult("", stats)
             text += char
             stats.tokens_generated += 1
             if on_text is not None and on_text(text):
@@ -72,6 +78,10 @@ class ScriptedBackend:
                 return CompletionResult(text, stats)
         stats.stop_reason = self.stop_reason
         return CompletionResult(text, stats)
+
+    def prefill(self, request: CompletionRequest, cancel: threading.Event) -> int:
+        self.prefilled.append(request)
+        return self.count_tokens(request.prefix)
 
     def warm(
         self,
