@@ -1,7 +1,9 @@
 """The completion service: reuse first, then one pipeline run on the inference thread.
 
 Order of reuse, cheapest first: type-through (the user typed the start of the current
-suggestion), the LRU cache keyed by the plan, then the model. Speculative completions
+suggestion), carrying on (the user typed what the generation in flight had already
+written: it goes on, and the new request takes it over instead of starting again), the
+LRU cache keyed by the plan, then the model. Speculative completions
 for the state after accepting a suggestion land in the same cache. What to complete and
 how (context, mode, prompt, post-processing) is ``fim.pipeline``'s business; this
 module only decides whether the model must run, and keeps the counters.
@@ -19,7 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from fim.context import Document, Mode
 from fim.pipeline import CompletionPipeline, Generation, Plan
 from fim.workspace import Workspace
 from lsp_server.model_host import ModelHost
-from lsp_server.scheduler import Cancelled, Scheduler
+from lsp_server.scheduler import Cancelled, Job, Scheduler
 from lsp_server.settings import SessionSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,33 @@ class Suggestion:
     before: str  # document text before the cursor
     after: str  # document text after the cursor
     text: str  # completion text inserted at the cursor
+
+
+@dataclass
+class InFlight:
+    """A document's latest model generation, which a keystroke it foresaw may take over."""
+
+    before: str  # document text before the cursor when it started
+    after: str  # document text after the cursor
+    job: Job
+    task: asyncio.Future[Generation]
+    #: What it was asked: the plan's cache key and the options then in force.
+    key: tuple[Any, ...]
+    config: Any
+    #: Text after the cursor generated so far (written by the inference thread).
+    text: str = ""
+    #: A newer request took it over (so a cancel of the first one must not stop it).
+    taken_over: bool = False
+
+    def typed(self, text: str, cursor: int | None = None) -> str | None:
+        """What was typed at its cursor to turn its document into ``text``; None if not just that."""
+        before, after = self.before, self.after
+        if len(text) < len(before) + len(after) or not text.startswith(before) or not text.endswith(after):
+            return None
+        end = len(text) - len(after)
+        if cursor is not None and cursor != end:
+            return None
+        return text[len(before) : end]
 
 
 @dataclass
@@ -63,6 +92,7 @@ class Counters:
     model_runs: int = 0
     cache_hits: int = 0
     type_through: int = 0
+    carried_on: int = 0
     speculative_runs: int = 0
     speculative_ready: int = 0
     speculative_hits: int = 0
@@ -73,6 +103,10 @@ class Counters:
     accepted: int = 0
     partially_accepted: int = 0
 
+
+#: After the client cancels a request, how long an edit has to arrive for its generation
+#: to go on (editors send the cancel and the didChange of one keystroke together).
+CARRY_ON_GRACE_S = 0.05
 
 #: Documents whose no-suggestion reason is kept (requests may name unopened documents).
 MAX_REASONS = 64
@@ -99,6 +133,7 @@ class CompletionService:
     _suggestions: dict[str, Suggestion] = field(default_factory=dict)
     _latest: dict[str, int] = field(default_factory=dict)
     _prefix_starts: dict[str, int] = field(default_factory=dict)
+    _in_flight: dict[str, InFlight] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: Whether the user was told that the model failed since its last good answer.
     _failure_told: bool = False
@@ -160,6 +195,7 @@ class CompletionService:
         self.no_suggestion.pop(uri, None)
         self._latest.pop(uri, None)
         self._prefix_starts.pop(uri, None)
+        self._in_flight.pop(uri, None)
 
     def prefix_start(self, uri: str) -> int:
         """Where the last prompt's prefix started in this document (0 before any)."""
@@ -178,6 +214,55 @@ class CompletionService:
         if not typed or not previous.text.startswith(typed) or len(typed) >= len(previous.text):
             return None
         return previous.text[len(typed) :]
+
+    # ------------------------------------------------------------------ carrying on
+    def foreseen_job(self, uri: str, text: str) -> Job | None:
+        """The generation in flight for ``uri`` if the edit that made ``text`` only typed
+        what it had generated already; the edit then leaves it running (event loop)."""
+        in_flight = self._in_flight.get(uri)
+        if in_flight is None or in_flight.task.done() or in_flight.config is not self.settings.config:
+            return None
+        if not self.settings.config.type_through:
+            return None
+        typed = in_flight.typed(text)
+        if not typed or not in_flight.text.startswith(typed):
+            return None
+        return in_flight.job
+
+    async def _carry_on(self, doc: Document, cursor: int, key: tuple[Any, ...]) -> str | None:
+        """The rest of the in-flight (or finished, never shown) generation the user typed into."""
+        in_flight = self._in_flight.get(doc.uri)
+        if (
+            in_flight is None
+            or in_flight.config is not self.settings.config
+            or not self.settings.config.type_through
+        ):
+            return None
+        typed = in_flight.typed(doc.text, cursor)
+        if typed is None or (not typed and key != in_flight.key):
+            return None
+        if not in_flight.task.done():
+            if in_flight.job.cancel.is_set() or not in_flight.text.startswith(typed):
+                return None
+            in_flight.taken_over = True
+            try:
+                # The client cancelling this request must not stop the generation: the
+                # next keystroke may take it over in turn.
+                await asyncio.shield(in_flight.task)
+            except (Cancelled, asyncio.CancelledError):
+                if in_flight.task.cancelled() or not in_flight.task.done():
+                    raise
+        if in_flight.task.cancelled() or in_flight.task.exception() is not None:
+            return None
+        generation = in_flight.task.result()
+        if (
+            generation.stats.stop_reason in ("cancelled", "error")
+            or in_flight.typed(doc.text, cursor) != typed
+        ):
+            return None
+        if not generation.text.startswith(typed) or len(generation.text) <= len(typed):
+            return None
+        return generation.text[len(typed) :]
 
     # ------------------------------------------------------------------ main entry
     async def complete(self, doc: Document, cursor: int, *, invoked: bool = False) -> Outcome:
@@ -216,13 +301,20 @@ class CompletionService:
                 self.counters.speculative_hits += 1
             return self._shown(doc, cursor, plan, cached, "cache")
 
+        carried = await self._carry_on(doc, cursor, plan.key)
+        if carried is not None:
+            self.counters.carried_on += 1
+            self.no_suggestion.pop(doc.uri, None)
+            self._suggestions[doc.uri] = Suggestion(doc.uri, doc.text[:cursor], doc.text[cursor:], carried)
+            return Outcome(carried, cursor, context.typed_word, "carried-on", context.reason)
+
         if config.debounce_ms and not invoked:
             await asyncio.sleep(config.debounce_ms / 1000)
             if self._latest.get(doc.uri) != request_number:
                 return self._no(doc.uri, "superseded by a newer request during debounce", cursor)
 
         try:
-            generation = await self._generate(doc.uri, pipeline, plan, "completion")
+            generation = await self._generate(doc.uri, pipeline, plan, "completion", doc, cursor)
         except Cancelled:
             # Superseded before it started: answer at once with nothing.
             self.counters.cancelled += 1
@@ -296,9 +388,51 @@ class CompletionService:
             self._suggestions.pop(doc.uri, None)
         return Outcome(text, cursor, plan.context.typed_word, source, plan.context.reason)
 
-    async def _generate(self, uri: str, pipeline: CompletionPipeline, plan: Plan, kind: str) -> Generation:
+    async def _generate(
+        self,
+        uri: str,
+        pipeline: CompletionPipeline,
+        plan: Plan,
+        kind: str,
+        doc: Document | None = None,
+        cursor: int = 0,
+    ) -> Generation:
+        """Run ``plan`` on the inference thread; a completion's run may be carried on.
+
+        A completion's generation is a task of its own that the request awaits: when the
+        client cancels the request because the user typed on, the generation goes on if
+        what was typed agrees with it, and the next request takes it over.
+        """
         job = self.scheduler.new_job("completion" if kind == "completion" else "speculative", uri)
+        if kind != "completion" or doc is None:
+            return await self.scheduler.run(job, self._work(job, pipeline, plan, kind, None))
+        loop = asyncio.get_running_loop()
+        in_flight = InFlight(
+            doc.text[:cursor], doc.text[cursor:], job, loop.create_future(), plan.key, self.settings.config
+        )
+        work = self._work(job, pipeline, plan, kind, in_flight)
+        task = in_flight.task = asyncio.ensure_future(self.scheduler.run(job, work))
+        self._in_flight[uri] = in_flight
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Cancelled by the client. An edit that typed on agreeing with the generation
+            # keeps it; without an edit (the cursor moved, Escape) nobody will want it.
+            loop.call_later(CARRY_ON_GRACE_S, self._drop_unless_edited, doc, doc.version, in_flight)
+            raise
+
+    def _drop_unless_edited(self, doc: Document, version: int, in_flight: InFlight) -> None:
+        if doc.version == version and not in_flight.taken_over:
+            self.scheduler.cancel_job(in_flight.job)
+
+    def _work(
+        self, job: Job, pipeline: CompletionPipeline, plan: Plan, kind: str, in_flight: InFlight | None
+    ) -> Callable[[threading.Event], Generation]:
         started = time.perf_counter()
+
+        def progress(text: str) -> None:
+            if in_flight is not None:
+                in_flight.text = text
 
         def run(cancel: threading.Event) -> Generation:
             # A model reload queued before this job closes the backend the pipeline was
@@ -306,9 +440,14 @@ class CompletionService:
             # same thread, so a backend that is current here stays open until we return.
             if self.host.backend is not pipeline.backend:
                 raise Cancelled
-            return pipeline.run(plan, cancel)
+            generation = pipeline.run(plan, cancel, progress)
+            self._ran(generation, plan, kind, started)
+            return generation
 
-        generation = await self.scheduler.run(job, run)
+        return run
+
+    def _ran(self, generation: Generation, plan: Plan, kind: str, started: float) -> None:
+        """Count and log a model run (inference thread: plain counters only)."""
         stats = generation.stats
         if kind == "completion":
             self.counters.model_runs += 1
@@ -323,7 +462,6 @@ class CompletionService:
             (time.perf_counter() - started) * 1000,
             stats.stop_reason,
         )
-        return generation
 
     # ------------------------------------------------------------------ speculative next
     async def speculate(self, doc: Document, cursor: int, accepted: str) -> None:
@@ -361,6 +499,12 @@ class CompletionService:
             "noSuggestionReasons": dict(self.no_suggestion),
             "lastBudgetNote": self.last_budget_note,
             "cacheEntries": len(self._cache),
+            # Each document's latest generation: how far it got, whether it still runs.
+            # (A list: the status's dict keys must be names, not URIs, on the wire.)
+            "generations": [
+                {"uri": uri, "generatedChars": len(in_flight.text), "running": not in_flight.task.done()}
+                for uri, in_flight in self._in_flight.items()
+            ],
             # Per-document state, which closing a document must free.
             "documentState": {
                 "suggestions": len(self._suggestions),

@@ -86,10 +86,13 @@ class Scheduler:
             job.cancel.set()
             self.cancelled_jobs += 1
 
-    def cancel_document(self, uri: str) -> None:
+    def cancel_document(self, uri: str, keep: Job | None = None) -> None:
         for job in list(self._active.values()):
-            if job.uri == uri and job.kind != "load":
+            if job.uri == uri and job.kind != "load" and job is not keep:
                 self._cancel(job)
+
+    def cancel_job(self, job: Job) -> None:
+        self._cancel(job)
 
     def cancel_background(self) -> None:
         for job in list(self._active.values()):

@@ -28,12 +28,10 @@ def register(server: FimServer, services: Services) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimServer, params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
-        # A newer keystroke makes any generation for this document stale: stop it now,
-        # without waiting for the client's $/cancelRequest.
-        scheduler.cancel_document(uri)
         scheduler.cancel_background()
         doc = documents.get(uri)
         if doc is None:
+            scheduler.cancel_document(uri)
             log.warning("didChange for a document that was never opened: %s", uri)
             return
         edited_line = 0
@@ -49,6 +47,10 @@ def register(server: FimServer, services: Services) -> None:
             else:
                 doc.apply_change(None, change.text, ls.encoding)
         doc.version = params.text_document.version
+        # A newer keystroke makes any generation for this document stale: stop it now,
+        # without waiting for the client's $/cancelRequest. Unless the user typed what
+        # it had already written: then it goes on for the next request to take over.
+        scheduler.cancel_document(uri, keep=services.completions.foreseen_job(uri, doc.text))
         services.workspace.changed(uri, doc.text, edited_line)
         services.idle.touch(uri)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fim.backend import Backend, CompletionRequest
 from fim.context import Document
-from lsp_server.completion import CompletionService
+from lsp_server.completion import CompletionService, Outcome
 from lsp_server.model_host import ModelHost
 from lsp_server.scheduler import Scheduler
 from lsp_server.settings import SessionSettings
@@ -45,6 +45,62 @@ async def test_the_same_place_twice_runs_the_model_once() -> None:
     assert (first.text, first.source) == ("ber % 2 == 0", "model")
     assert (second.text, second.source) == ("ber % 2 == 0", "cache")
     assert len(backend.requests) == 1 and completions.counters.cache_hits == 1
+
+
+async def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never met")
+
+
+def in_flight_text(completions: CompletionService, uri: str) -> str:
+    """What the model has written so far for ``uri``'s request in flight ("" before it starts)."""
+    in_flight = completions._in_flight.get(uri)
+    return in_flight.text if in_flight is not None else ""
+
+
+async def writing() -> tuple[ScriptedBackend, CompletionService, Document, asyncio.Future[Outcome]]:
+    """A request whose model is writing its answer, slowly: "be" of "ber % 2 == 0" so far."""
+    backend = ScriptedBackend(answer_even, char_delay=0.05)
+    completions = service(backend)
+    doc = Document("file:///a.py", SOURCE, "python")
+    first = asyncio.ensure_future(completions.complete(doc, CURSOR))
+    await wait_for(lambda: in_flight_text(completions, doc.uri).startswith("be"))
+    return backend, completions, doc, first
+
+
+async def test_typing_what_the_generation_in_flight_wrote_carries_it_on() -> None:
+    backend, completions, doc, first = await writing()
+    # The editor's keystroke: it types what the model already wrote, and cancels the request.
+    doc.replace(CURSOR, CURSOR, "b")
+    doc.version += 1
+    job = completions.foreseen_job(doc.uri, doc.text)
+    assert job is not None and not job.cancel.is_set()
+    first.cancel()
+    carried = await completions.complete(doc, CURSOR + 1)
+    assert (carried.text, carried.source) == ("er % 2 == 0", "carried-on")
+    assert len(backend.requests) == 1 and completions.counters.carried_on == 1
+
+
+async def test_typing_something_else_than_the_generation_in_flight_stops_it() -> None:
+    backend, completions, doc, first = await writing()
+    doc.replace(CURSOR, CURSOR, "s")
+    assert completions.foreseen_job(doc.uri, doc.text) is None
+    completions.scheduler.cancel_document(doc.uri)
+    assert (await first).source == "none"
+    again = await completions.complete(doc, CURSOR + 1)
+    assert again.source == "model" and len(backend.requests) == 2
+    assert completions.counters.carried_on == 0
+
+
+async def test_a_request_the_client_cancelled_without_an_edit_stops_its_generation() -> None:
+    _backend, completions, doc, first = await writing()
+    job = completions._in_flight[doc.uri].job
+    first.cancel()
+    # The cursor moved or the user pressed Escape: no edit follows, nobody wants it.
+    await wait_for(job.cancel.is_set)
 
 
 async def test_typing_the_suggestion_serves_its_remainder_without_the_model() -> None:

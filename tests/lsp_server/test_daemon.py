@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -252,6 +253,37 @@ async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
     while (await status(client))["engineTotals"]["cancelled"] < 1:
         assert time.monotonic() < deadline, "the engine never noticed the cancel"
         await asyncio.sleep(0.05)
+
+
+async def test_typing_what_a_cancelled_request_was_writing_carries_its_generation_on(
+    client: LanguageClient,
+) -> None:
+    open_doc(client)
+    msg_id = "typed-on"
+    future = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(CURSOR), msg_id=msg_id
+        )
+    )
+    deadline = time.monotonic() + 60
+    while not any(
+        entry["uri"] == URI and entry["generatedChars"] for entry in (await status(client))["generations"]
+    ):
+        assert time.monotonic() < deadline, "the model never started writing"
+        await asyncio.sleep(0.01)
+    # The keystroke as an editor sends it: the edit, and the cancel of the old request.
+    insert_char(client, 2, CURSOR, "b")
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
+    with contextlib.suppress(Exception):  # RequestCancelled, or the answer if it came first
+        await asyncio.wait_for(future, timeout=60)
+    result = await client.text_document_inline_completion_async(
+        inline_params(types.Position(CURSOR.line, CURSOR.character + 1))
+    )
+    texts = [item.insert_text for item in items_of(result)]
+    current = await status(client)
+    assert texts == ["number % 2 == 0"], texts
+    assert current["counters"]["carried_on"] == 1
+    assert current["counters"]["model_runs"] == 1
 
 
 async def test_keystroke_storm_is_answered_in_full(client: LanguageClient) -> None:
