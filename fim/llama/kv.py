@@ -35,6 +35,10 @@ BOUNDARY_TOKENS = 4
 #: about 0.3 s at 2-core prefill speeds, the longest a newer request waits. Smaller calls
 #: lose speed (tokens/s at 32/64/256 per call: 173/216/253 on one 2-core machine).
 SHIELDED_CHUNK = 64
+#: Only a prefill of at most this many tokens is shielded: the few hundred a cold cut or
+#: a keystroke evaluates. A longer one (a whole prefix with nothing cached) keeps the
+#: default call size and its speed, and a cancel aborts it inside a call.
+SHIELDED_PREFILL_MAX = 512
 #: Tokens per call for a background warm-up, which a cancel aborts midway (losing the
 #: call's work): half the default call size, for 7% less speed.
 WARM_CHUNK = 128
@@ -215,15 +219,17 @@ class KvCache:
         drops the least recently used stream and the chunk is tried again.
 
         Positions below ``shield_below`` are prompt prefix, which the next keystroke's
-        request almost always shares: they go in calls of ``SHIELDED_CHUNK`` tokens that
-        a cancel does not abort midway, so a burst of keystrokes, each cancelling the
-        one before, still moves the prefill forward. Elsewhere a cancel aborts inside
-        the call.
+        request almost always shares: in a prefill of up to ``SHIELDED_PREFILL_MAX``
+        tokens they go in calls of ``SHIELDED_CHUNK`` tokens that a cancel does not abort
+        midway, so a burst of keystrokes, each cancelling the one before, still moves
+        the prefill forward. Elsewhere a cancel aborts inside the call.
         """
         held = self._held[seq]
         chunk = min(chunk or self.prefill_chunk, self.prefill_chunk)
         position = len(held)
         offset = evaluated = 0
+        if len(tokens) > SHIELDED_PREFILL_MAX:
+            shield_below = 0
         while offset < len(tokens):
             if cancel.is_set():
                 return Prefill("cancelled", evaluated)

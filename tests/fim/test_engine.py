@@ -13,7 +13,7 @@ from fim.config import Config, derive, engine_config
 from fim.context import Document
 from fim.llama import EngineConfig, LlamaEngine
 from fim.llama.generation import Utf8Stream
-from fim.llama.kv import SHIELDED_CHUNK, WORK_SEQ
+from fim.llama.kv import SHIELDED_CHUNK, SHIELDED_PREFILL_MAX, WORK_SEQ
 from fim.pipeline import CompletionPipeline
 
 PREFIX = '''def is_even(number):
@@ -177,14 +177,16 @@ def test_cancel_during_prefill_returns_promptly_and_keeps_progress(engine: Llama
 def test_a_burst_of_cancels_still_moves_the_prefill_forward(engine: LlamaEngine) -> None:
     # Keystrokes 120 ms apart each cancel the request before: a cancel that threw away
     # the prefill call in progress would leave nothing done after any number of them.
-    long_prompt = LONG_PREFIX * 2 + "def burst(value):\n    return "
+    # A few hundred tokens, as after a cold cut (a longer prefill is not shielded).
+    prompt = "".join(f"def burst_{i}(value):\n    return value - {i}\n\n\n" for i in range(16))
+    assert SHIELDED_CHUNK * 3 < len(engine.tokenize(prompt)) <= SHIELDED_PREFILL_MAX
     engine.reset_work_sequence()
     held = []
     for _ in range(3):
         cancel = threading.Event()
         timer = threading.Timer(0.02, cancel.set)
         timer.start()
-        result = engine.complete(CompletionRequest(long_prompt, "", max_tokens=4), cancel=cancel)
+        result = engine.complete(CompletionRequest(prompt, "", max_tokens=4), cancel=cancel)
         timer.join()
         assert result.stats.stop_reason == "cancelled"
         held.append(engine.held_tokens(WORK_SEQ))
