@@ -336,25 +336,43 @@ class SharedEngine:
         channel: Channel,
         cancel: threading.Event | None,
     ) -> Iterator[dict[str, Any]]:
-        """One request's messages as they come, telling the host once when ``cancel`` is set."""
+        """One request's messages as they come, telling the host once when ``cancel`` is set.
+
+        Two silences mean the host is hung: a cancel not ended within ``HANG_S``, and, once
+        a suggestion has begun to stream, ``HANG_S`` without its next piece (one decode
+        step apart). The second matters when nothing cancels: a generation the user types
+        along with is carried on, not cancelled.
+        """
         cancel_sent: float | None = None
+        last_piece: float | None = None
+        killed = False
         while True:
             if cancel is not None and cancel.is_set() and cancel_sent is None:
                 with contextlib.suppress(OSError):
                     channel.send({"op": "cancel", "id": request_id})
                 cancel_sent = time.monotonic()
             try:
-                yield answers.get(timeout=POLL_S)
+                answer = answers.get(timeout=POLL_S)
             except queue.Empty:
-                if cancel_sent is not None and time.monotonic() - cancel_sent > HANG_S:
-                    self._kill_hung(channel)
-                    cancel_sent = float("inf")  # once: the connection's end answers the request
+                now = time.monotonic()
+                if killed:
+                    continue  # once: the connection's end answers the request
+                if cancel_sent is not None and now - cancel_sent > HANG_S:
+                    self._kill_hung(channel, f"it did not stop a cancelled request within {HANG_S:.0f} s")
+                    killed = True
+                elif last_piece is not None and now - last_piece > HANG_S:
+                    silent = f"it sent nothing for {HANG_S:.0f} s in the middle of a suggestion"
+                    self._kill_hung(channel, silent)
+                    killed = True
                 continue
+            if "text" in answer:
+                last_piece = time.monotonic()
+            yield answer
 
-    def _kill_hung(self, channel: Channel) -> None:
-        """End a host that ignores a cancel; every daemon of it then starts a new one."""
+    def _kill_hung(self, channel: Channel, what: str) -> None:
+        """End a host that has stopped answering; every daemon of it then starts a new one."""
         pid = self.host_pid
-        self._hang_reason = f"it did not stop a cancelled request within {HANG_S:.0f} s: hung, killed"
+        self._hang_reason = f"{what}: hung, killed"
         log.warning("the model process (pid %s) is hung: killing it", pid)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

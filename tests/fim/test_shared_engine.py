@@ -144,21 +144,43 @@ def test_a_model_process_killed_mid_request_costs_one_answer(
         assert window.alive
 
 
-def test_a_hung_model_process_is_killed_and_replaced(model_path: Path) -> None:
+def generating(window: RawConnection, uri: str, chars: int) -> None:
+    """Wait until the generation for ``uri`` has written ``chars`` characters."""
+    deadline = time.monotonic() + 120
+    while not any(
+        entry["uri"] == uri and entry["generatedChars"] >= chars for entry in window.status()["generations"]
+    ):
+        assert time.monotonic() < deadline, window.status()["generations"]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        # A keystroke against the suggestion cancels it; the stopped host never ends it
+        # (its silence since the last piece is as long, and may be named instead).
+        ("    zq", "hung, killed"),
+        # A keystroke along the suggestion carries it on: nothing cancels, yet the host
+        # stopped streaming it.
+        ("    ", "sent nothing for 20 s in the middle of a suggestion"),
+    ],
+    ids=["cancelled", "carried-on"],
+)
+def test_a_hung_model_process_is_killed_and_replaced(model_path: Path, typed: str, why: str) -> None:
     """SIGSTOP stands for a hang in a native call: the host answers nothing, not even a cancel."""
     with one_window() as (window, hosts):
         (host,) = hosts
         uri = "file:///window/fib.py"
         window.open(uri, LONG_BODY)
         first = window.inline(uri, 2, 0, invoked=True)  # a block body: many tokens to decode
-        time.sleep(0.5)
+        generating(window, uri, len(typed))  # the body's indent is written
         os.kill(host, signal.SIGSTOP)
-        # A newer keystroke cancels the first request; the stopped host never ends it.
-        window.change(uri, 2, (2, 0), (2, 0), "    ")
-        second = window.inline(uri, 2, 4, invoked=True)
+        window.change(uri, 2, (2, 0), (2, 0), typed)
+        second = window.inline(uri, 2, len(typed), invoked=True)
         assert window.wait_all([first, second], 120) == [], "a request was never answered"
         message = first_message(window)
         assert "model process stopped" in message and "hung, killed" in message and ".log" in message, message
+        assert why in message, message
         hosts.add(replacement(window, host))
         other = "file:///window/is_even.py"
         window.open(other, SOURCE)
