@@ -95,6 +95,9 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     #: Token budget for text after the cursor where the completion fills lines: a blank
     #: line, or a block body after an opener.
     fill_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
+    #: Token budget for text after the cursor where code right of it on its line ends
+    #: the completion: the model must see that code to stop where it begins.
+    span_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 128
     #: FIM order: "auto" uses the order the model family was trained on.
     fim_order: Annotated[Literal["auto", "psm", "spm"], RELOADS_MODEL] = "auto"
     #: Wait this long after a keystroke before starting a generation.
@@ -253,6 +256,7 @@ def derive(config: Config) -> GenerationSettings:
             prefix_tokens=config.prefix_tokens,
             suffix_tokens=config.suffix_tokens,
             fill_suffix_tokens=config.fill_suffix_tokens,
+            span_suffix_tokens=config.span_suffix_tokens,
         ),
         sampling=SamplingConfig(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p),
         max_tokens=config.max_tokens,

@@ -119,10 +119,14 @@ class CompletionPipeline:
             return None
         return self.workspace.repository_for(doc.uri, doc.text, cursor, self.backend.count_tokens)
 
-    def plan(self, doc: Document, cursor: int) -> Plan:
-        """Cut the context at ``cursor`` and decide what to generate (event loop, cheap)."""
+    def plan(self, doc: Document, cursor: int, *, invoked: bool = False) -> Plan:
+        """Cut the context at ``cursor`` and decide what to generate (event loop, cheap).
+
+        ``invoked``: the user asked for this completion; a cursor inside a word is then
+        answered too.
+        """
         settings = self.settings
-        context = build_context(doc, cursor, settings.budgets, self.backend.count_tokens)
+        context = build_context(doc, cursor, settings.budgets, self.backend.count_tokens, invoked=invoked)
         mode = self._mode(context)
         skip_reason: str | None = None
         if mode is Mode.NONE:
@@ -156,6 +160,7 @@ class CompletionPipeline:
             context.prefix,
             context.suffix,
             mode,
+            context.extent,
             settings.max_tokens,
             settings.sampling.temperature,
             request.repository,

@@ -25,6 +25,12 @@ generated so far and says when the answer is complete, so generation stops early
   - a fill (a blank line): lines up to the code below, ending before a line that
     repeats the document's next non-blank line or that is indented less than the block
     that line belongs to (the context's ``floor``);
+  - a span (code right of the cursor): the lines the model writes before it ends its
+    middle, having seen that code in the suffix. It ends before a line that repeats one
+    of the document's next lines (whatever its indentation) or that leaves the cursor's
+    definition for column 0, and on a line that ends with the code right of the cursor
+    (the model wrote it again: that part is removed). The last line merges with that
+    code as a single line does; the lines keep the model's indentation;
 * a line after a ``return`` (``break``, ``raise``...) at its level or deeper is dead
   code: the completion ends before it (a model that has finished a function often
   writes a stray docstring or the function again);
@@ -64,6 +70,8 @@ MIN_REPEAT_CHARS = 6
 MAX_REPEATED_RUN = 4
 #: A line indented deeper than this is whitespace run away, not code: it ends a completion.
 MAX_INDENT_COLUMNS = 64
+#: A span ends before a line that repeats one of this many document lines below the cursor's.
+SPAN_LINES_BELOW = 8
 #: At most this many cut-back candidates are parsed for one completion.
 MAX_SYNTAX_CANDIDATES = 12
 _PARTIAL_WORD = re.compile(r"^\w+$")
@@ -152,6 +160,7 @@ class StreamFilter:
             own = leading_whitespace(context.line_prefix + context.line_suffix)
             self._block_width = indent_width(own, tab) - 1
         self._next_line = context.next_line.rstrip()
+        self._lines_below = self._document_lines_below() if self.extent is Extent.SPAN else frozenset()
         self._next_width = self._width(context.next_line) if context.next_line.strip() else -1
 
     # ------------------------------------------------------------------ shared rules
@@ -255,6 +264,8 @@ class StreamFilter:
             return self._cut_statement(lines, final)
         if self.extent is Extent.FILL:
             return self._cut_fill(lines, final, skipped)
+        if self.extent is Extent.SPAN:
+            return self._cut_span(lines, final)
         width = self._block_width
         return self._cut_block(lines, 1, [lines[0].rstrip()], width, final, self._block_already_closed(width))
 
@@ -389,6 +400,67 @@ class StreamFilter:
             kept.append(line.rstrip())
         return _Cut(kept, False)
 
+    def _document_lines_below(self) -> frozenset[str]:
+        """The next few non-trivial lines after the cursor's line, stripped."""
+        context = self.context
+        below = context.source[context.cursor :].split("\n", SPAN_LINES_BELOW + 1)[1 : SPAN_LINES_BELOW + 1]
+        return frozenset(line.strip() for line in below if not _is_trivial(line))
+
+    def _meets_right(self, line: str, first: bool) -> bool:
+        """Whether the generated ``line`` ends with the code right of the cursor.
+
+        On the cursor's own line any such ending counts: a model that writes the whole
+        line and goes on to the next has rewritten that code. Further down, a short
+        ending (``)``, ``1``) is too common to mean it.
+        """
+        right = self.context.line_suffix.strip()
+        long_enough = first or len(right) >= MIN_REPEAT_CHARS
+        return bool(right) and long_enough and line.rstrip().endswith(right)
+
+    def _leaves_the_definition(self, line: str) -> bool:
+        """A line at column 0 below an indented cursor line: the model has left the
+        function the cursor is in (a test, a ``__main__`` block), unless it closes it."""
+        return (
+            self._width(line) == 0
+            and self._width(self.context.line_prefix + self.context.line_suffix) > 0
+            and not self._closes_block(line.strip())
+        )
+
+    def _cut_span(self, lines: list[str], final: bool) -> _Cut:
+        """Lines up to where the middle meets the code right of the cursor.
+
+        The model saw that code in the suffix and ends its middle there; when it runs on
+        instead, it either writes that code again at the end of a line (kept: the merge
+        removes the copy) or goes on with the code below, whatever its indentation: a
+        line that is one of the document's next ``SPAN_LINES_BELOW`` lines is cut, and so is
+        a line that leaves the definition the cursor is in.
+        """
+        kept = [lines[0]]
+        if self._runaway_indent(lines[0]):
+            return _Cut([], True)
+        if (final or len(lines) > 1) and self._meets_right(lines[0], first=True):
+            return _Cut(kept, True)
+        for index in range(1, len(lines)):
+            line = lines[index]
+            if self._runaway_indent(line):
+                return _Cut(kept, True)
+            complete = final or index < len(lines) - 1
+            if not complete:
+                return _Cut([*kept, line], False)
+            if line.strip() and (
+                self._repeats(line, kept[-1])
+                or line.strip() in self._lines_below
+                or self._leaves_the_definition(line)
+            ):
+                return _Cut(kept, True)
+            run = _repeated_run(kept, line)
+            if run:
+                return _Cut(kept[: len(kept) - run + 1], True)
+            kept.append(line)
+            if self._meets_right(line, first=False):
+                return _Cut(kept, True)
+        return _Cut(kept, False)
+
     # ------------------------------------------------------------------ streaming
     def should_stop(self, text: str) -> bool:
         """Called after every token: True once the rest cannot change what is shown."""
@@ -494,7 +566,10 @@ class StreamFilter:
     def _finish_multi(self, cut: _Cut, skipped: bool) -> str:
         """The kept lines as one completion: the first after the cursor, the rest reindented."""
         kept = list(cut.lines)
-        while len(kept) > 1 and not kept[-1].strip():
+        # A span's last line may be only the indentation its right side starts at, where
+        # the model ended it; where a stop rule cut it, blank lines there mean nothing.
+        keeps_blank_end = self.extent is Extent.SPAN and not cut.done
+        while len(kept) > 1 and not kept[-1].strip() and not keeps_blank_end:
             kept.pop()
         if not kept:
             return ""
@@ -507,6 +582,8 @@ class StreamFilter:
         first = self._first_line(kept[0], skipped)
         if len(kept) == 1 and not tail:
             return self._finish_single(first)  # one line after all: merge it like one
+        if self.extent is Extent.SPAN:
+            return self._finish_span(first, kept[1:])
         if self.extent is Extent.BLOCK:
             base: int | None = self._block_width if self.context.block_indent is not None else None
         else:
@@ -517,6 +594,22 @@ class StreamFilter:
         if self.context.line_suffix.strip() and "\n" in result and not tail:
             tail = "\n" + (self.context.block_indent or "")
         return result + tail
+
+    def _finish_span(self, first: str, rest: list[str]) -> str:
+        """A span over several lines: its last line ends where the code right of the cursor begins.
+
+        That line keeps its indentation even when nothing else is left of it: it is
+        where that code now starts.
+        """
+        lines = self._reindent([line.rstrip() for line in rest[:-1]] + [rest[-1]])
+        last = lines[-1]
+        right = self.context.line_suffix.strip()
+        merged = self._merge_with_right(last, right)
+        if merged.strip():
+            last = merged.rstrip() if self.context.line_suffix[0].isspace() else merged
+        else:
+            last = leading_whitespace(last)
+        return "\n".join([first.rstrip(), *lines[:-1], last])
 
     def _reindent(self, lines: list[str], base: int | None = None) -> list[str]:
         """Indentation in the document's style: tabs for a tab document, else spaces.

@@ -38,18 +38,22 @@ class Budgets:
 
     ``suffix_tokens`` is the budget where the completion is one line or finishes the line
     being written; ``fill_suffix_tokens`` where it fills lines (a blank line, a block
-    body). ``None`` there means the same as ``suffix_tokens``.
+    body); ``span_suffix_tokens`` where code right of the cursor ends it (``Extent.SPAN``).
+    ``None`` there means the same as ``suffix_tokens``.
     """
 
     prefix_tokens: int
     suffix_tokens: int
     fill_suffix_tokens: int | None = None
+    span_suffix_tokens: int | None = None
 
     def suffix_for(self, extent: Extent) -> int:
         """The suffix budget for a completion of this extent."""
         fills = extent in (Extent.FILL, Extent.BLOCK)
         if fills and self.fill_suffix_tokens is not None:
             return self.fill_suffix_tokens
+        if extent is Extent.SPAN and self.span_suffix_tokens is not None:
+            return self.span_suffix_tokens
         return self.suffix_tokens
 
 
@@ -98,9 +102,12 @@ class CompletionContext:
 
 
 def build_context(
-    doc: Document, cursor: int, budgets: Budgets, count_tokens: TokenCounter
+    doc: Document, cursor: int, budgets: Budgets, count_tokens: TokenCounter, *, invoked: bool = False
 ) -> CompletionContext:
-    """The prompt parts and mode for a completion at string offset ``cursor``."""
+    """The prompt parts and mode for a completion at string offset ``cursor``.
+
+    ``invoked``: the user asked for it (``decide_mode``).
+    """
     text = doc.text
     if not 0 <= cursor <= len(text):
         log.warning("%s: cursor %d outside the document (%d chars): clamped", doc.uri, cursor, len(text))
@@ -132,7 +139,7 @@ def build_context(
     else:
         scope, delimiter = scope_from_line(spec, line_prefix)
 
-    decision = decide_mode(doc, spec, cursor_line, line_prefix, line_suffix, scope)
+    decision = decide_mode(doc, spec, cursor_line, line_prefix, line_suffix, scope, invoked=invoked)
     prefix_start = find_prefix_start(doc, spec, syntax, cursor, cursor_line, prefix_chars)
     suffix_end = find_suffix_end(
         doc,

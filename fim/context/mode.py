@@ -10,7 +10,10 @@ far a completion may run (its ``Extent``):
 * ``STATEMENT``: at the end of a written line: that line, and when it opens a block or
   leaves a bracket open, on into the block or to the statement's end (post-processing
   judges the generated line with the language's opener rules);
-* ``FILL``: on a blank line with code below: several lines, up to that code.
+* ``FILL``: on a blank line with code below: several lines, up to that code;
+* ``SPAN``: before code on the cursor's line (or inside a word, when the user asked for
+  a completion): as many lines as the model writes until its answer meets that code,
+  which the prompt's suffix shows it.
 
 It also says the opener's indentation and the least indentation a line below needs to
 belong to the cursor's block (the floor), which the suffix cut and the post-processing
@@ -64,6 +67,9 @@ class Extent(StrEnum):
     #: Lines on a blank line, up to the code below: ends before a line that repeats the
     #: document's next line or leaves the block that code belongs to.
     FILL = "fill"
+    #: Text between the cursor and the code right of it on its line: ends where the model
+    #: ends its middle (it sees that code in the suffix), or where it writes that code.
+    SPAN = "span"
 
 
 def _opener_token(stripped: str) -> str:
@@ -199,18 +205,32 @@ def decide_mode(
     line_prefix: str,
     line_suffix: str,
     scope: str,
+    *,
+    invoked: bool = False,
 ) -> ModeDecision:
-    """The mode for the cursor at the end of ``line_prefix`` on ``line``, in ``scope``."""
+    """The mode for the cursor at the end of ``line_prefix`` on ``line``, in ``scope``.
+
+    ``invoked``: the user asked for this completion (a key, not a keystroke's trigger);
+    then a cursor inside a word is answered too.
+    """
     line_text = line_prefix + line_suffix
     own_indent = indent_width(leading_whitespace(line_text))
     blank_before = not line_prefix.strip()
     floor = indent_width(line_prefix) if blank_before else own_indent
-    if (
+    inside_word = (
         line_prefix
         and line_suffix
         and is_word_char(line_prefix[-1], spec.word_extra)
         and is_word_char(line_suffix[0], spec.word_extra)
-    ):
+    )
+    if inside_word and invoked and scope == "code":
+        return ModeDecision(
+            Mode.MULTI_LINE,
+            "inside an identifier, asked for: the text up to the code right of the cursor",
+            floor=floor,
+            extent=Extent.SPAN,
+        )
+    if inside_word:
         return ModeDecision(
             Mode.NONE,
             "cursor is inside an identifier (word characters on both sides): no request",
@@ -226,9 +246,10 @@ def decide_mode(
     right = line_suffix.strip()
     if right and not CLOSING_RIGHT.match(line_suffix):
         return ModeDecision(
-            Mode.SINGLE_LINE,
-            "text right of the cursor is not only closing punctuation: single line that must merge with it",
+            Mode.MULTI_LINE,
+            "code right of the cursor: the text up to it, shown to the model as the suffix",
             floor=floor,
+            extent=Extent.SPAN,
         )
     if stripped_prefix and spec.is_opener_line(stripped_prefix):
         indent = leading_whitespace(line_text)

@@ -346,7 +346,7 @@ def test_count_tokens_failure_falls_back_to_an_estimate(caplog: pytest.LogCaptur
         ("python", "def f():<|>\n", Mode.MULTI_LINE, "block opener"),
         ("python", "x = {'a':<|>\n", Mode.MULTI_LINE, "written line"),
         ("python", "print(<|>)\n", Mode.SINGLE_LINE, "closing punctuation"),
-        ("python", "print(<|>, end='')\n", Mode.SINGLE_LINE, "merge"),
+        ("python", "print(<|>, end='')\n", Mode.MULTI_LINE, "code right of the cursor"),
         ("python", "# note: <|>\n", Mode.SINGLE_LINE, "comment"),
         ("python", "s = 'abc <|> def'\n", Mode.SINGLE_LINE, "comment"),
         ("python", "s = '''doc\n<|>\n'''\n", Mode.SINGLE_LINE, "comment"),
@@ -425,7 +425,9 @@ def test_rust_lifetime_is_not_a_quote() -> None:
         ("python", "x = foo(a)<|>\n", Extent.STATEMENT, 0),
         ("python", "def f(x):\n    if x > 0<|>\n    return x\n", Extent.STATEMENT, 4),
         ("lua", "if x < 0<|>\n", Extent.STATEMENT, 0),
-        ("python", "print(<|>, end='')\n", Extent.LINE, 0),
+        # Code right of the cursor: the middle runs up to it, on any line below.
+        ("python", "print(<|>, end='')\n", Extent.SPAN, 0),
+        ("python", "def f(x):\n    y = <|>x\n    return y\n", Extent.SPAN, 4),
         ("python", "# note: <|>\n", Extent.LINE, 0),
     ],
 )
@@ -473,6 +475,32 @@ def test_fills_have_their_own_suffix_budget() -> None:
     assert written.extent is Extent.STATEMENT and written.suffix == ""
     same = Budgets(prefix_tokens=1536, suffix_tokens=16)
     assert same.suffix_for(Extent.FILL) == same.suffix_for(Extent.LINE) == 16
+
+
+def test_spans_have_their_own_suffix_budget() -> None:
+    budgets = Budgets(prefix_tokens=1536, suffix_tokens=0, span_suffix_tokens=16)
+    source = "def f(x):\n    y = <|>x + 1\n    return y\n"
+    doc = Document("untitled:1", source.replace("<|>", ""), "python")
+    span = build_context(doc, source.index("<|>"), budgets, quarter)
+    assert span.extent is Extent.SPAN and span.suffix.startswith("x + 1\n    return y")
+    assert Budgets(prefix_tokens=1536, suffix_tokens=16).suffix_for(Extent.SPAN) == 16
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_inside_a_word_only_an_asked_for_completion_is_made(language: str) -> None:
+    source = "total = compute_va<|>lue(items)\n"
+    cursor = source.index("<|>")
+    doc = Document("untitled:1", source.replace("<|>", ""), language)
+    budgets = Budgets(prefix_tokens=1536, suffix_tokens=16)
+    typing = build_context(doc, cursor, budgets, quarter)
+    assert typing.mode is Mode.NONE and "identifier" in typing.reason
+    asked = build_context(doc, cursor, budgets, quarter, invoked=True)
+    assert (asked.mode, asked.extent) == (Mode.MULTI_LINE, Extent.SPAN), asked.reason
+    assert "asked for" in asked.reason
+    # In a comment a word is prose: even asked for, the cursor inside it gets nothing.
+    comment = "# compute_va<|>lue\n"
+    doc = Document("untitled:1", comment.replace("<|>", ""), "python")
+    assert build_context(doc, comment.index("<|>"), budgets, quarter, invoked=True).mode is Mode.NONE
 
 
 @pytest.mark.parametrize(

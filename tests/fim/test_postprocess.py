@@ -390,6 +390,71 @@ def test_languages_without_grammar_are_not_parse_checked() -> None:
     assert finish(context, "max(a, b") == "max(a, b"
 
 
+# ---------------------------------------------------------------------------- spans
+
+
+def test_a_span_runs_over_lines_up_to_the_code_right_of_the_cursor() -> None:
+    # The hole is the rest of a condition, its body and the start of the next line.
+    context = context_at("def f(xs):\n    for x in <|>return None\n")
+    assert context.extent is Extent.SPAN
+    raw = "xs:\n        if x:\n            return x\n    "
+    assert finish(context, raw) == "xs:\n        if x:\n            return x\n    "
+    # One line after all: merged with the right side like a single line.
+    one = context_at("total = sum(<|>, start=0)\n")
+    assert finish(one, "values") == "values"
+
+
+def test_a_span_that_writes_the_code_right_of_the_cursor_again_ends_there() -> None:
+    context = context_at("def f(xs):\n    for x in <|>return None\n")
+    raw = "xs:\n        if x:\n            return x\n    return None\n\ndef g():\n"
+    assert StreamFilter(context).should_stop(raw)
+    assert finish(context, raw) == "xs:\n        if x:\n            return x\n    "
+
+
+def test_a_span_stops_before_the_next_line_of_the_document() -> None:
+    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n")
+    raw = "sum\n    return total\n"
+    assert finish(context, raw) == "sum"
+    raw = "len(xs) + sum\n    # counted twice\n    return total\n"
+    assert StreamFilter(context).should_stop(raw)
+    assert finish(context, raw) == "len(xs) + sum\n    # counted twice"
+
+
+def test_a_span_stops_before_any_of_the_next_document_lines_whatever_its_indentation() -> None:
+    # RandomSpan's HumanEval/0 hole: the model wrote other code, then the lines below.
+    context = context_at(
+        "def f(xs, t):\n    for i, a in enumerate(xs):\n        for j, b in enumerate(xs):\n"
+        "            if<|> distance < t:\n                    return True\n\n    return False\n"
+    )
+    raw = " i != j and abs(a - b) < t:\n                        return True\n    return False\n\n\n# Check\n"
+    assert StreamFilter(context).should_stop(raw)
+    # One line is left: it merges with the right side (here the parse check cuts it back
+    # to where "distance < t:" continues it).
+    assert finish(context, raw) == " i != j and abs(a - b) <"
+
+
+def test_a_span_whose_first_line_rewrites_the_right_side_ends_there() -> None:
+    # The real 0.5B's answer here: the whole line, then a test at column 0.
+    context = context_at(
+        "def count(text):\n    counts = {}\n    for word in text.split():\n        <|>1\n    return counts\n"
+    )
+    raw = "counts[word] = counts.get(word, 0) + 1\n    return len(counts)\n\n# Test\nprint(count('a'))"
+    assert StreamFilter(context).should_stop(raw)
+    assert finish(context, raw) == "counts[word] = counts.get(word, 0) + "
+
+
+def test_a_span_ends_before_a_line_that_leaves_the_function() -> None:
+    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n")
+    raw = "len(xs) + sum\n    total += 1\n\n# Test the function\nprint(f([1]))\n"
+    assert StreamFilter(context).should_stop(raw)
+    assert finish(context, raw).startswith("len(xs) + sum\n    total")
+
+
+def test_a_span_in_a_tab_document_keeps_tabs() -> None:
+    context = context_at("func f() {\n\tif <|>return\n}\n", "go")
+    assert finish(context, "ok {\n        log()\n    ") == "ok {\n\t\tlog()\n\t"
+
+
 # ---------------------------------------------------------------------------- streaming contract
 
 PIECES = [
@@ -429,6 +494,9 @@ SOURCES = [
     ("def f(x):\n    y = x\n<|>\n", "python"),
     ("def f(x):\n    if x:\n<|>\n", "python"),
     ("def f(x):\n    y = x\n<|>\n    return y\n", "python"),
+    ("def f(xs):\n    for x in <|>return None\n", "python"),
+    ("print(<|>, sep='')\n", "python"),
+    ("value = compute(<|>x)\n", "python"),
 ]
 
 
