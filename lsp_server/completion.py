@@ -279,7 +279,7 @@ class CompletionService:
             detail = f": {self.host.error}" if self.host.error else ""
             return self._no(doc.uri, f"model is {self.host.state}{detail}", cursor)
 
-        plan = pipeline.plan(doc, cursor)
+        plan = pipeline.plan(doc, cursor, invoked=invoked)
         self._prefix_starts[doc.uri] = plan.prefix_start
         self.last_mode = str(plan.mode)
         if plan.skip_reason is not None:

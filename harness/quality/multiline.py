@@ -303,7 +303,9 @@ def first_line_latency(
     samples: list[dict[str, Any]] = []
     for task in select(load_tasks(dataset), languages=None, every=every, limit=None):
         text, cursor = task.document()
-        plan = pipeline.plan(Document(f"file:///latency/{task.filename}", text, "python"), cursor)
+        plan = pipeline.plan(
+            Document(f"file:///latency/{task.filename}", text, "python"), cursor, invoked=True
+        )
         if plan.skip_reason is not None:
             continue
         plan.request.time_budget_ms = None  # the whole answer, however busy the machine is
@@ -440,7 +442,9 @@ def evaluate(
             continue
         text, cursor = task.document()
         plan = pipeline.plan(
-            Document(f"file:///evaluate/{task.filename}", text, language_id_for(task.filename)), cursor
+            Document(f"file:///evaluate/{task.filename}", text, language_id_for(task.filename)),
+            cursor,
+            invoked=True,
         )
         started = time.perf_counter()
         completion, stats = "", {}

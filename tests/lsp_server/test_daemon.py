@@ -494,3 +494,30 @@ async def test_a_block_opener_gets_its_body_and_a_function_end_its_last_lines(cl
     lines = items[0].insert_text.split("\n")
     assert lines[0] == "            count += 1"
     assert lines[-1] == "    return count"
+
+
+AVERAGE_URI = "file:///tmp/fim-e2e/average.py"
+AVERAGE_SOURCE = '''def average(values):
+    """The mean of the values."""
+    total = (values)
+    return total / len(values)
+'''
+
+
+async def test_code_right_of_the_cursor_is_met_and_a_word_is_answered_only_when_asked(
+    client: LanguageClient,
+) -> None:
+    # Code right of the cursor: the model sees it and its answer stops where it begins.
+    open_doc(client, AVERAGE_SOURCE, AVERAGE_URI)
+    position = types.Position(line=2, character=len("    total = "))
+    items = items_of(await client.text_document_inline_completion_async(inline_params(position, AVERAGE_URI)))
+    assert [item.insert_text for item in items] == ["sum"]
+    assert (await status(client))["lastMode"] == "multi-line"
+    # Inside a word: nothing while typing; asked for, the daemon makes the request.
+    inside = types.Position(line=3, character=len("    return to"))
+    items = items_of(await client.text_document_inline_completion_async(inline_params(inside, AVERAGE_URI)))
+    current = await status(client)
+    assert items == [] and current["lastMode"] == "none"
+    assert "identifier" in current["lastNoSuggestionReason"]
+    await client.text_document_inline_completion_async(inline_params(inside, AVERAGE_URI, invoked=True))
+    assert (await status(client))["lastMode"] == "multi-line"
