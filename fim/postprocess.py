@@ -160,7 +160,9 @@ class StreamFilter:
             own = leading_whitespace(context.line_prefix + context.line_suffix)
             self._block_width = indent_width(own, tab) - 1
         self._next_line = context.next_line.rstrip()
-        self._lines_below = self._document_lines_below() if self.extent is Extent.SPAN else frozenset()
+        self._lines_below, self._short_lines_below = (
+            self._document_lines_below() if self.extent is Extent.SPAN else (frozenset(), frozenset())
+        )
         self._next_width = self._width(context.next_line) if context.next_line.strip() else -1
 
     # ------------------------------------------------------------------ shared rules
@@ -400,11 +402,20 @@ class StreamFilter:
             kept.append(line.rstrip())
         return _Cut(kept, False)
 
-    def _document_lines_below(self) -> frozenset[str]:
-        """The next few non-trivial lines after the cursor's line, stripped."""
+    def _document_lines_below(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The next few lines after the cursor's line: the non-trivial ones stripped, and
+        the short ones with a word (``else:``, ``end``) as they are, indentation and all.
+
+        A short line is too common to mean the model went on with the code below unless
+        it is at the very same indentation.
+        """
         context = self.context
         below = context.source[context.cursor :].split("\n", SPAN_LINES_BELOW + 1)[1 : SPAN_LINES_BELOW + 1]
-        return frozenset(line.strip() for line in below if not _is_trivial(line))
+        long_lines = frozenset(line.strip() for line in below if not _is_trivial(line))
+        short_lines = frozenset(
+            line.rstrip() for line in below if _is_trivial(line) and any(char.isalnum() for char in line)
+        )
+        return long_lines, short_lines
 
     def _meets_right(self, line: str, first: bool) -> bool:
         """Whether the generated ``line`` ends with the code right of the cursor.
@@ -450,6 +461,7 @@ class StreamFilter:
             if line.strip() and (
                 self._repeats(line, kept[-1])
                 or line.strip() in self._lines_below
+                or line.rstrip() in self._short_lines_below
                 or self._leaves_the_definition(line)
             ):
                 return _Cut(kept, True)
@@ -603,12 +615,24 @@ class StreamFilter:
         """
         lines = self._reindent([line.rstrip() for line in rest[:-1]] + [rest[-1]])
         last = lines[-1]
-        right = self.context.line_suffix.strip()
-        merged = self._merge_with_right(last, right)
-        if merged.strip():
-            last = merged.rstrip() if self.context.line_suffix[0].isspace() else merged
+        right_side = self.context.line_suffix
+        right = right_side.strip()
+        if right and last.rstrip().endswith(right):
+            # The model wrote that code again: drop the copy, and the spacing the
+            # document's right side already starts with.
+            last = last.rstrip()[: -len(right)]
+            spacing = leading_whitespace(right_side)
+            last = (
+                last[: max(0, len(last) - len(spacing))]
+                if last.endswith(spacing) or not last.strip()
+                else last
+            )
         else:
-            last = leading_whitespace(last)
+            merged = self._merge_with_right(last, right)
+            if merged.strip():
+                last = merged.rstrip() if right_side[0].isspace() else merged
+            else:
+                last = leading_whitespace(last)
         return "\n".join([first.rstrip(), *lines[:-1], last])
 
     def _reindent(self, lines: list[str], base: int | None = None) -> list[str]:

@@ -450,6 +450,26 @@ def test_a_span_ends_before_a_line_that_leaves_the_function() -> None:
     assert finish(context, raw).startswith("len(xs) + sum\n    total")
 
 
+def test_a_span_that_rewrites_the_right_side_on_its_last_line_loses_the_copy() -> None:
+    # HumanEval/83's hole: the copy closes a bracket the same line opened.
+    context = context_at("def f(n):\n    if n == 1<|> (n - 2))\n")
+    raw = ":\n        return 1\n    return 2 * (10 ** (n - 2))\n"
+    assert finish(context, raw) == ":\n        return 1\n    return 2 * (10 **"
+    # The right side starts with spacing of its own: the line keeps its indentation.
+    context = context_at("def f(s, c):\n    s = [x for x in s if x<|>  return s\n")
+    raw = " not in c]\n    return s\n"
+    assert finish(context, raw) == " not in c]\n  "
+
+
+def test_a_span_stops_before_a_short_line_below_only_at_its_indentation() -> None:
+    source = "def f(xs):\n    for x in xs:\n        if x is None:\n      <|>y = x\n        else:\n            y = 0\n"
+    context = context_at(source)
+    assert "else" not in finish(context, "      z = x\n        else:\n")
+    # The same word at another indentation is the model's own code.
+    raw = "      if x:\n            z = x\n          else:\n            "
+    assert "else:" in finish(context, raw)
+
+
 def test_a_span_in_a_tab_document_keeps_tabs() -> None:
     context = context_at("func f() {\n\tif <|>return\n}\n", "go")
     assert finish(context, "ok {\n        log()\n    ") == "ok {\n\t\tlog()\n\t"

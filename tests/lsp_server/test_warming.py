@@ -49,6 +49,9 @@ async def test_a_cursor_jump_warms_the_prefix_a_request_there_needs(client: Lang
     lines = text.split("\n")
     target = next(i for i in range(len(lines) * 3 // 4, len(lines)) if lines[i].strip().startswith("return "))
     column = len(lines[target]) - len(lines[target].lstrip()) + len("return ")
+    # The user is writing that return's value: the line ends at the cursor.
+    lines[target] = lines[target][:column]
+    text = "\n".join(lines)
     open_doc(client, text, URI)
     opened = await warmed_tokens_settle(client)
     client.protocol.notify(
