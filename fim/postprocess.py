@@ -541,7 +541,10 @@ class StreamFilter:
         line = body.split("\n", 1)[0]
         context = self.context
         right = context.line_suffix.strip()
-        if right:
+        without_copy = self._without_right_copy(line)
+        if without_copy is not None:
+            line = without_copy
+        elif right:
             line = self._merge_with_right(line, right)
         if (
             not right
@@ -617,16 +620,9 @@ class StreamFilter:
         last = lines[-1]
         right_side = self.context.line_suffix
         right = right_side.strip()
-        if right and last.rstrip().endswith(right):
-            # The model wrote that code again: drop the copy, and the spacing the
-            # document's right side already starts with.
-            last = last.rstrip()[: -len(right)]
-            spacing = leading_whitespace(right_side)
-            last = (
-                last[: max(0, len(last) - len(spacing))]
-                if last.endswith(spacing) or not last.strip()
-                else last
-            )
+        without_copy = self._without_right_copy(last)
+        if without_copy is not None:
+            last = without_copy
         else:
             merged = self._merge_with_right(last, right)
             if merged.strip():
@@ -634,6 +630,23 @@ class StreamFilter:
             else:
                 last = leading_whitespace(last)
         return "\n".join([first.rstrip(), *lines[:-1], last])
+
+    def _without_right_copy(self, line: str) -> str | None:
+        """A span's ``line`` without the code right of the cursor it ends with, or None.
+
+        The model saw that code in the suffix, so a line that ends with all of it wrote
+        it again: dropping the copy leaves the line the model wrote, whatever its
+        brackets. The spacing the document's right side starts with is dropped too.
+        """
+        right_side = self.context.line_suffix
+        right = right_side.strip()
+        if self.extent is not Extent.SPAN or not right or not line.rstrip().endswith(right):
+            return None
+        kept = line.rstrip()[: -len(right)]
+        spacing = leading_whitespace(right_side)
+        if kept.endswith(spacing) or not kept.strip():
+            kept = kept[: max(0, len(kept) - len(spacing))]
+        return kept
 
     def _reindent(self, lines: list[str], base: int | None = None) -> list[str]:
         """Indentation in the document's style: tabs for a tab document, else spaces.

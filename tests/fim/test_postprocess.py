@@ -461,6 +461,14 @@ def test_a_span_that_rewrites_the_right_side_on_its_last_line_loses_the_copy() -
     assert finish(context, raw) == " not in c]\n  "
 
 
+def test_a_one_line_span_that_ends_with_the_right_side_loses_the_copy() -> None:
+    # HumanEval/100: the copy closes the bracket the answer opened.
+    context = context_at("def f(n):\n    return <|>for i in range(n)]\n")
+    assert finish(context, "[2*i + 1 for i in range(n)]") == "[2*i + 1 "
+    # An answer that is only the right side adds nothing.
+    assert finish(context, "for i in range(n)]") == ""
+
+
 def test_a_span_stops_before_a_short_line_below_only_at_its_indentation() -> None:
     source = "def f(xs):\n    for x in xs:\n        if x is None:\n      <|>y = x\n        else:\n            y = 0\n"
     context = context_at(source)
