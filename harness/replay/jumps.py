@@ -5,6 +5,9 @@ the other case: the user opens a file, jumps to a line somewhere in it, types a 
 characters (120 ms apart) and waits. Each jump is a trace event sequence of the usual
 format (``goto``, ``delete`` the rest of the line, ``type`` × N, ``pause``, ``insert``
 to restore the line), so the latency replay and its peer comparison run unchanged.
+With ``--mid-line`` the user rewrites the start of a line and keeps its end: only a
+piece up to a word boundary before the end is deleted, so code stays right of the
+cursor (an edit inside a line, where the suggestion must end where that code begins).
 
 The files come from real open-source packages fetched from the package registries into
 a cache folder (``--corpus``; pip and npm do the download, nothing is committed), or
@@ -90,18 +93,42 @@ def corpus_files(folder: Path, per_language: int) -> list[Path]:
     return chosen
 
 
-def _jump_lines(lines: list[str], count: int, rng: random.Random) -> list[int]:
+#: With --mid-line, at least this many characters of code stay right of the cursor.
+KEPT_RIGHT_CHARS = 4
+
+
+def _mid_line_ends(code: str) -> list[int]:
+    """Where a mid-line hole in ``code`` (a line without its indentation) may end: word
+    boundaries that leave at least KEPT_RIGHT_CHARS of code after them and TYPED_CHARS + 4
+    characters before them."""
+    return [
+        end
+        for end in range(TYPED_CHARS + 4, len(code))
+        if len(code[end:].strip()) >= KEPT_RIGHT_CHARS
+        and not code[end].isspace()
+        and (code[end - 1].isalnum() or code[end - 1] == "_") != (code[end].isalnum() or code[end] == "_")
+    ]
+
+
+def _jump_lines(lines: list[str], count: int, rng: random.Random, mid_line: bool = False) -> list[int]:
     """Lines worth jumping to: code with at least TYPED_CHARS + 4 characters, spread out."""
     candidates = [
         index
         for index, line in enumerate(lines)
-        if len(line.strip()) >= TYPED_CHARS + 4 and not line.lstrip().startswith(("#", "//", "*", "/*"))
+        if len(line.strip()) >= TYPED_CHARS + 4
+        and not line.lstrip().startswith(("#", "//", "*", "/*"))
+        and (not mid_line or _mid_line_ends(line.strip()))
     ]
     return sorted(rng.sample(candidates, min(count, len(candidates))))
 
 
-def make_jump_trace(text: str, filename: str, *, jumps: int, seed: int, name: str | None = None) -> Trace:
-    """Open, then ``jumps`` times: go to a random line, retype its start, pause, restore it."""
+def make_jump_trace(
+    text: str, filename: str, *, jumps: int, seed: int, name: str | None = None, mid_line: bool = False
+) -> Trace:
+    """Open, then ``jumps`` times: go to a random line, retype its start, pause, restore it.
+
+    ``mid_line``: retype only a piece of the line's start; its end stays right of the cursor.
+    """
     rng = random.Random(seed)
     trace = Trace(
         name=name or f"jumps-{Path(filename).stem}",
@@ -112,25 +139,30 @@ def make_jump_trace(text: str, filename: str, *, jumps: int, seed: int, name: st
         seed=seed,
     )
     lines = text.split("\n")
-    for line in _jump_lines(lines, jumps, rng):
+    for line in _jump_lines(lines, jumps, rng, mid_line):
         content = lines[line]
         column = len(content) - len(content.lstrip())
-        missing = content[column:]
+        end = len(content)
+        if mid_line:
+            end = column + rng.choice(_mid_line_ends(content[column:].rstrip()))
+        missing = content[column:end]
         typed = missing[:TYPED_CHARS]
         events = trace.events
         events.append(Event("goto", delay_ms=LOOK_MS, line=line, column=column))
-        events.append(Event("delete", delay_ms=LOOK_MS, line=line, column=len(content)))
+        events.append(Event("delete", delay_ms=LOOK_MS, line=line, column=end))
         events += [Event("type", delay_ms=KEY_DELAY_MS, text=char) for char in typed]
         events.append(Event("pause", ms=PAUSE_MS, expected=missing[len(typed) :], kind="line"))
         events.append(Event("insert", delay_ms=LOOK_MS, text=missing[len(typed) :]))
     return trace
 
 
-def build_traces(files: list[Path], jumps: int, seed: int, folder: Path) -> list[Path]:
+def build_traces(
+    files: list[Path], jumps: int, seed: int, folder: Path, mid_line: bool = False
+) -> list[Path]:
     paths = []
     for index, path in enumerate(files):
         text = path.read_text(encoding="utf-8", errors="replace")
-        trace = make_jump_trace(text, path.name, jumps=jumps, seed=seed + index)
+        trace = make_jump_trace(text, path.name, jumps=jumps, seed=seed + index, mid_line=mid_line)
         if final_text(trace) != text:
             raise runner.BenchError(f"{path}: the jump trace does not restore the file")
         target = folder / f"{index:02d}-{path.stem}.json"
@@ -158,6 +190,11 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="send no fim/didMoveCursor on jumps (the editor plugins send it; pure LSP clients do not)",
     )
+    parser.add_argument(
+        "--mid-line",
+        action="store_true",
+        help="retype a piece of each line's start and keep its end right of the cursor",
+    )
     runner.add_common_options(parser)
     args = parser.parse_args(argv)
     files = args.files
@@ -180,7 +217,7 @@ def main(argv: list[str]) -> int:
         folder = args.keep_traces or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            args.trace = build_traces(known, args.jumps_per_file, args.seed, folder)
+            args.trace = build_traces(known, args.jumps_per_file, args.seed, folder, args.mid_line)
         except runner.BenchError as error:
             print(f"{parser.prog}: {error}", file=sys.stderr)
             return 2

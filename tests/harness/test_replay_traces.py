@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.bench import main as bench_main
+from harness.replay.jumps import make_jump_trace
 from harness.replay.traces import (
     KEY_DELAY_MS,
     EditorState,
@@ -53,6 +54,29 @@ def test_pause_expects_exactly_the_deleted_text_minus_what_was_typed() -> None:
             assert text[state.cursor : state.cursor + len(event.expected)] == event.expected
             assert state.text[state.cursor] in "\n"  # the hole runs to the end of a line
             assert not state.line_prefix.isspace() or event.kind == "block"
+
+
+@pytest.mark.parametrize("mid_line", [False, True])
+def test_jump_traces_restore_the_file_and_keep_code_right_of_the_cursor_when_asked(mid_line: bool) -> None:
+    text = (SOURCES / "inventory.py").read_text()
+    trace = make_jump_trace(text, "inventory.py", jumps=12, seed=5, mid_line=mid_line)
+    assert final_text(trace) == text
+    state = EditorState(trace.text)
+    pauses = 0
+    for event in trace.events:
+        state.apply(event)
+        if event.op == "pause":
+            pauses += 1
+            assert event.expected
+            assert text[state.cursor - len(state.line_prefix) :].startswith(
+                state.line_prefix + event.expected
+            )
+            right = state.text[state.cursor :].split("\n", 1)[0]
+            if mid_line:
+                assert len(right.strip()) >= 4, right  # code stays right of the cursor
+            else:
+                assert right == ""
+    assert pauses == 12
 
 
 def test_keystrokes_use_realistic_delays() -> None:
