@@ -346,7 +346,7 @@ def test_count_tokens_failure_falls_back_to_an_estimate(caplog: pytest.LogCaptur
         ("python", "def f():<|>\n", Mode.MULTI_LINE, "block opener"),
         ("python", "x = {'a':<|>\n", Mode.MULTI_LINE, "written line"),
         ("python", "print(<|>)\n", Mode.SINGLE_LINE, "closing punctuation"),
-        ("python", "print(<|>, end='')\n", Mode.MULTI_LINE, "code right of the cursor"),
+        ("python", "print(<|>, end='')\n", Mode.SINGLE_LINE, "code right of the cursor"),
         ("python", "# note: <|>\n", Mode.SINGLE_LINE, "comment"),
         ("python", "s = 'abc <|> def'\n", Mode.SINGLE_LINE, "comment"),
         ("python", "s = '''doc\n<|>\n'''\n", Mode.SINGLE_LINE, "comment"),
@@ -434,7 +434,8 @@ def test_rust_lifetime_is_not_a_quote() -> None:
 def test_extent_and_floor(language: str, source: str, extent: Extent, floor: int) -> None:
     context = context_for(source, language)
     assert context.extent is extent, context.reason
-    assert context.mode is (Mode.SINGLE_LINE if extent is Extent.LINE else Mode.MULTI_LINE)
+    one_line = extent in (Extent.LINE, Extent.SPAN)  # a span is one line while typing
+    assert context.mode is (Mode.SINGLE_LINE if one_line else Mode.MULTI_LINE)
     assert context.floor == floor
 
 

@@ -17,11 +17,12 @@ def quarter(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def context_at(source: str, language: str = "python") -> CompletionContext:
-    """The context at the ``<|>`` marker of ``source``."""
+def context_at(source: str, language: str = "python", *, invoked: bool = False) -> CompletionContext:
+    """The context at the ``<|>`` marker of ``source`` (``invoked``: the user asked for it)."""
     cursor = source.index("<|>")
     doc = Document("untitled:1", source.replace("<|>", ""), language)
-    return build_context(doc, cursor, Budgets(prefix_tokens=1536, suffix_tokens=16), quarter)
+    budgets = Budgets(prefix_tokens=1536, suffix_tokens=16)
+    return build_context(doc, cursor, budgets, quarter, invoked=invoked)
 
 
 def finish(context: CompletionContext, raw: str, mode: Mode | None = None) -> str:
@@ -393,26 +394,37 @@ def test_languages_without_grammar_are_not_parse_checked() -> None:
 # ---------------------------------------------------------------------------- spans
 
 
+def test_a_span_while_typing_is_one_line_and_an_asked_for_one_may_run_over_lines() -> None:
+    source = "def f(xs):\n    for x in <|>return None\n"
+    raw = "xs:\n        if x:\n            return x\n    "
+    typing = context_at(source)
+    assert (typing.mode, typing.extent) == (Mode.SINGLE_LINE, Extent.SPAN)
+    assert finish(typing, raw) == "xs:"
+    asked = context_at(source, invoked=True)
+    assert (asked.mode, asked.extent) == (Mode.MULTI_LINE, Extent.SPAN)
+    assert finish(asked, raw).count("\n") == 3
+
+
 def test_a_span_runs_over_lines_up_to_the_code_right_of_the_cursor() -> None:
     # The hole is the rest of a condition, its body and the start of the next line.
-    context = context_at("def f(xs):\n    for x in <|>return None\n")
+    context = context_at("def f(xs):\n    for x in <|>return None\n", invoked=True)
     assert context.extent is Extent.SPAN
     raw = "xs:\n        if x:\n            return x\n    "
     assert finish(context, raw) == "xs:\n        if x:\n            return x\n    "
     # One line after all: merged with the right side like a single line.
-    one = context_at("total = sum(<|>, start=0)\n")
+    one = context_at("total = sum(<|>, start=0)\n", invoked=True)
     assert finish(one, "values") == "values"
 
 
 def test_a_span_that_writes_the_code_right_of_the_cursor_again_ends_there() -> None:
-    context = context_at("def f(xs):\n    for x in <|>return None\n")
+    context = context_at("def f(xs):\n    for x in <|>return None\n", invoked=True)
     raw = "xs:\n        if x:\n            return x\n    return None\n\ndef g():\n"
     assert StreamFilter(context).should_stop(raw)
     assert finish(context, raw) == "xs:\n        if x:\n            return x\n    "
 
 
 def test_a_span_stops_before_the_next_line_of_the_document() -> None:
-    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n")
+    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n", invoked=True)
     raw = "sum\n    return total\n"
     assert finish(context, raw) == "sum"
     raw = "len(xs) + sum\n    # counted twice\n    return total\n"
@@ -424,7 +436,8 @@ def test_a_span_stops_before_any_of_the_next_document_lines_whatever_its_indenta
     # RandomSpan's HumanEval/0 hole: the model wrote other code, then the lines below.
     context = context_at(
         "def f(xs, t):\n    for i, a in enumerate(xs):\n        for j, b in enumerate(xs):\n"
-        "            if<|> distance < t:\n                    return True\n\n    return False\n"
+        "            if<|> distance < t:\n                    return True\n\n    return False\n",
+        invoked=True,
     )
     raw = " i != j and abs(a - b) < t:\n                        return True\n    return False\n\n\n# Check\n"
     assert StreamFilter(context).should_stop(raw)
@@ -436,7 +449,8 @@ def test_a_span_stops_before_any_of_the_next_document_lines_whatever_its_indenta
 def test_a_span_whose_first_line_rewrites_the_right_side_ends_there() -> None:
     # The real 0.5B's answer here: the whole line, then a test at column 0.
     context = context_at(
-        "def count(text):\n    counts = {}\n    for word in text.split():\n        <|>1\n    return counts\n"
+        "def count(text):\n    counts = {}\n    for word in text.split():\n        <|>1\n    return counts\n",
+        invoked=True,
     )
     raw = "counts[word] = counts.get(word, 0) + 1\n    return len(counts)\n\n# Test\nprint(count('a'))"
     assert StreamFilter(context).should_stop(raw)
@@ -444,7 +458,7 @@ def test_a_span_whose_first_line_rewrites_the_right_side_ends_there() -> None:
 
 
 def test_a_span_ends_before_a_line_that_leaves_the_function() -> None:
-    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n")
+    context = context_at("def f(xs):\n    total = <|>(xs)\n    return total\n", invoked=True)
     raw = "len(xs) + sum\n    total += 1\n\n# Test the function\nprint(f([1]))\n"
     assert StreamFilter(context).should_stop(raw)
     assert finish(context, raw).startswith("len(xs) + sum\n    total")
@@ -452,18 +466,18 @@ def test_a_span_ends_before_a_line_that_leaves_the_function() -> None:
 
 def test_a_span_that_rewrites_the_right_side_on_its_last_line_loses_the_copy() -> None:
     # HumanEval/83's hole: the copy closes a bracket the same line opened.
-    context = context_at("def f(n):\n    if n == 1<|> (n - 2))\n")
+    context = context_at("def f(n):\n    if n == 1<|> (n - 2))\n", invoked=True)
     raw = ":\n        return 1\n    return 2 * (10 ** (n - 2))\n"
     assert finish(context, raw) == ":\n        return 1\n    return 2 * (10 **"
     # The right side starts with spacing of its own: the line keeps its indentation.
-    context = context_at("def f(s, c):\n    s = [x for x in s if x<|>  return s\n")
+    context = context_at("def f(s, c):\n    s = [x for x in s if x<|>  return s\n", invoked=True)
     raw = " not in c]\n    return s\n"
     assert finish(context, raw) == " not in c]\n  "
 
 
 def test_a_one_line_span_that_ends_with_the_right_side_loses_the_copy() -> None:
     # HumanEval/100: the copy closes the bracket the answer opened.
-    context = context_at("def f(n):\n    return <|>for i in range(n)]\n")
+    context = context_at("def f(n):\n    return <|>for i in range(n)]\n", invoked=True)
     assert finish(context, "[2*i + 1 for i in range(n)]") == "[2*i + 1 "
     # An answer that is only the right side adds nothing.
     assert finish(context, "for i in range(n)]") == ""
@@ -471,7 +485,7 @@ def test_a_one_line_span_that_ends_with_the_right_side_loses_the_copy() -> None:
 
 def test_a_span_stops_before_a_short_line_below_only_at_its_indentation() -> None:
     source = "def f(xs):\n    for x in xs:\n        if x is None:\n      <|>y = x\n        else:\n            y = 0\n"
-    context = context_at(source)
+    context = context_at(source, invoked=True)
     assert "else" not in finish(context, "      z = x\n        else:\n")
     # The same word at another indentation is the model's own code.
     raw = "      if x:\n            z = x\n          else:\n            "
@@ -479,7 +493,7 @@ def test_a_span_stops_before_a_short_line_below_only_at_its_indentation() -> Non
 
 
 def test_a_span_in_a_tab_document_keeps_tabs() -> None:
-    context = context_at("func f() {\n\tif <|>return\n}\n", "go")
+    context = context_at("func f() {\n\tif <|>return\n}\n", "go", invoked=True)
     assert finish(context, "ok {\n        log()\n    ") == "ok {\n\t\tlog()\n\t"
 
 

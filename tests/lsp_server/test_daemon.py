@@ -512,7 +512,12 @@ async def test_code_right_of_the_cursor_is_met_and_a_word_is_answered_only_when_
     position = types.Position(line=2, character=len("    total = "))
     items = items_of(await client.text_document_inline_completion_async(inline_params(position, AVERAGE_URI)))
     assert [item.insert_text for item in items] == ["sum"]
-    assert (await status(client))["lastMode"] == "multi-line"
+    assert (await status(client))["lastMode"] == "single-line"  # while typing: one line
+    asked = await client.text_document_inline_completion_async(
+        inline_params(position, AVERAGE_URI, invoked=True)
+    )
+    assert (await status(client))["lastMode"] == "multi-line"  # asked for: over lines if need be
+    assert [item.insert_text for item in items_of(asked)] == ["sum"]
     # Inside a word: nothing while typing; asked for, the daemon makes the request.
     inside = types.Position(line=3, character=len("    return to"))
     items = items_of(await client.text_document_inline_completion_async(inline_params(inside, AVERAGE_URI)))
