@@ -97,7 +97,7 @@ class Config(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields
     fill_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 0
     #: Token budget for text after the cursor where code right of it on its line ends
     #: the completion: the model must see that code to stop where it begins.
-    span_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 128
+    span_suffix_tokens: Annotated[int, msgspec.Meta(ge=0, le=8192)] = 32
     #: FIM order: "auto" uses the order the model family was trained on.
     fim_order: Annotated[Literal["auto", "psm", "spm"], RELOADS_MODEL] = "auto"
     #: Wait this long after a keystroke before starting a generation.
