@@ -484,7 +484,10 @@ def test_a_one_line_span_that_ends_with_the_right_side_loses_the_copy() -> None:
 
 
 def test_a_span_stops_before_a_short_line_below_only_at_its_indentation() -> None:
-    source = "def f(xs):\n    for x in xs:\n        if x is None:\n      <|>y = x\n        else:\n            y = 0\n"
+    source = (
+        "def f(xs):\n    for x in xs:\n        if x is None:\n"
+        "      <|>y = x\n        else:\n            y = 0\n"
+    )
     context = context_at(source, invoked=True)
     assert "else" not in finish(context, "      z = x\n        else:\n")
     # The same word at another indentation is the model's own code.
