@@ -25,12 +25,13 @@ generated so far and says when the answer is complete, so generation stops early
   - a fill (a blank line): lines up to the code below, ending before a line that
     repeats the document's next non-blank line or that is indented less than the block
     that line belongs to (the context's ``floor``);
-  - a span (code right of the cursor): the lines the model writes before it ends its
-    middle, having seen that code in the suffix. It ends before a line that repeats one
-    of the document's next lines (whatever its indentation) or that leaves the cursor's
-    definition for column 0, and on a line that ends with the code right of the cursor
-    (the model wrote it again: that part is removed). The last line merges with that
-    code as a single line does; the lines keep the model's indentation;
+  - a span (code right of the cursor; over lines only when the user asked): the lines
+    the model writes before it ends its middle, having seen that code in the suffix. It
+    ends before a line that repeats one of the document's next lines (whatever its
+    indentation) or that leaves the cursor's definition for column 0, and on a line
+    that ends with the code right of the cursor (the model wrote it again: that copy is
+    removed). Otherwise the last line merges with that code as a single line does; the
+    lines keep the model's indentation, in the document's tab style;
 * a line after a ``return`` (``break``, ``raise``...) at its level or deeper is dead
   code: the completion ends before it (a model that has finished a function often
   writes a stray docstring or the function again);
@@ -409,8 +410,16 @@ class StreamFilter:
         A short line is too common to mean the model went on with the code below unless
         it is at the very same indentation.
         """
-        context = self.context
-        below = context.source[context.cursor :].split("\n", SPAN_LINES_BELOW + 1)[1 : SPAN_LINES_BELOW + 1]
+        source, start = self.context.source, self.context.cursor
+        # Only as far as those lines: slicing the rest of a long document on every
+        # request would copy all of it.
+        end = start
+        for _ in range(SPAN_LINES_BELOW + 1):
+            end = source.find("\n", end) + 1
+            if end == 0:
+                end = len(source)
+                break
+        below = source[start:end].split("\n")[1 : SPAN_LINES_BELOW + 1]
         long_lines = frozenset(line.strip() for line in below if not _is_trivial(line))
         short_lines = frozenset(
             line.rstrip() for line in below if _is_trivial(line) and any(char.isalnum() for char in line)
