@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from fim.context.text import is_word_char
 from harness import runner
 from harness.client import language_id_for
 from harness.replay import latency
@@ -106,7 +107,7 @@ def _mid_line_ends(code: str) -> list[int]:
         for end in range(TYPED_CHARS + 4, len(code))
         if len(code[end:].strip()) >= KEPT_RIGHT_CHARS
         and not code[end].isspace()
-        and (code[end - 1].isalnum() or code[end - 1] == "_") != (code[end].isalnum() or code[end] == "_")
+        and is_word_char(code[end - 1], "") != is_word_char(code[end], "")
     ]
 
 
