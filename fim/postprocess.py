@@ -578,7 +578,9 @@ class StreamFilter:
             return ""  # the completion only repeats what follows the cursor
         delimiter = self.context.string_delimiter if self.context.scope == "string" else ""
         balance = bracket_balance(stripped, delimiter)
-        for size in range(len(right), 0, -1):
+        # Only a piece as long as the line can end it: counting down from the whole right
+        # side of a minified line would slice megabytes once per character.
+        for size in range(min(len(right), len(stripped)), 0, -1):
             duplicate = right[:size]
             if not stripped.endswith(duplicate):
                 continue

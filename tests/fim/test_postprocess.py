@@ -386,6 +386,13 @@ def test_multi_line_completion_is_cut_back_by_lines() -> None:
     assert finish(context, "\n  const y = x;\n  return (y") == "\n  const y = x;"
 
 
+def test_a_merge_with_the_right_side_of_a_minified_line_reads_only_as_far_as_the_answer() -> None:
+    # 800,000 characters right of the cursor: a merge that counted down from all of them
+    # sliced the line once per character (9 s here; a 5 MB line, minutes).
+    context = context_at("x = h(<|>" + ") + other_total * 3;" * 40000 + "\n", "javascript")
+    assert finish(context, "g(x) + y)") == "g(x) + y"
+
+
 def test_languages_without_grammar_are_not_parse_checked() -> None:
     context = context_at("def f(a, b)\n  return <|>\nend\n", "ruby")
     assert finish(context, "max(a, b") == "max(a, b"
