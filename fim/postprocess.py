@@ -146,8 +146,11 @@ class StreamFilter:
         self.spec = languages.language_named(context.language)
         tab = context.tab_size
         self._tab = tab
-        self._blank_line = not context.line_prefix.strip() and not context.line_suffix.strip()
-        self._line_end = bool(context.line_prefix.strip()) and not context.line_suffix.strip()
+        #: The code right of the cursor, stripped once: on a minified line it is long, and
+        #: the stop rules read it after every token.
+        self._right = context.line_suffix.strip()
+        self._blank_line = not context.line_prefix.strip() and not self._right
+        self._line_end = bool(context.line_prefix.strip()) and not self._right
         if self.mode is not Mode.MULTI_LINE:
             self.extent = Extent.LINE
         elif context.mode is Mode.MULTI_LINE:
@@ -191,7 +194,7 @@ class StreamFilter:
 
     def _block_already_closed(self, width: int) -> bool:
         """Whether the document closes, right after the cursor, a block opened at ``width``."""
-        right = self.context.line_suffix.strip()
+        right = self._right
         if right and self._closes_block(right):
             return True
         stripped = self.context.next_line.strip()
@@ -308,7 +311,7 @@ class StreamFilter:
                     kept.append(line.rstrip())
                     return _Cut(kept, True)
                 tail = ""
-                if self.extent is Extent.BLOCK and self.context.line_suffix.strip():
+                if self.extent is Extent.BLOCK and self._right:
                     tail = "\n" + (self.context.block_indent or leading_whitespace(line))
                 return _Cut(kept, True, tail)
             if not complete:
@@ -433,7 +436,7 @@ class StreamFilter:
         line and goes on to the next has rewritten that code. Further down, a short
         ending (``)``, ``1``) is too common to mean it.
         """
-        right = self.context.line_suffix.strip()
+        right = self._right
         long_enough = first or len(right) >= MIN_REPEAT_CHARS
         return bool(right) and long_enough and line.rstrip().endswith(right)
 
@@ -549,7 +552,7 @@ class StreamFilter:
     def _finish_single(self, body: str) -> str:
         line = body.split("\n", 1)[0]
         context = self.context
-        right = context.line_suffix.strip()
+        right = self._right
         without_copy = self._without_right_copy(line)
         if without_copy is not None:
             line = without_copy
@@ -617,7 +620,7 @@ class StreamFilter:
         result = "\n".join([first.rstrip(), *self._reindent(kept[1:], base)])
         if not result.strip():
             return ""
-        if self.context.line_suffix.strip() and "\n" in result and not tail:
+        if self._right and "\n" in result and not tail:
             tail = "\n" + (self.context.block_indent or "")
         return result + tail
 
@@ -630,7 +633,7 @@ class StreamFilter:
         lines = self._reindent([line.rstrip() for line in rest[:-1]] + [rest[-1]])
         last = lines[-1]
         right_side = self.context.line_suffix
-        right = right_side.strip()
+        right = self._right
         without_copy = self._without_right_copy(last)
         if without_copy is not None:
             last = without_copy
@@ -650,7 +653,7 @@ class StreamFilter:
         brackets. The spacing the document's right side starts with is dropped too.
         """
         right_side = self.context.line_suffix
-        right = right_side.strip()
+        right = self._right
         if self.extent is not Extent.SPAN or not right or not line.rstrip().endswith(right):
             return None
         kept = line.rstrip()[: -len(right)]
