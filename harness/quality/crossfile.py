@@ -1,7 +1,8 @@
 """``fim-lsp bench quality --cross-file``: does the workspace context complete what other files define?
 
-The tasks are made here, from real multi-file Python packages (the pinned sdists of
-``bench jumps``, fetched into the corpus cache by pip; nothing is committed). As in
+The tasks are made here, from real multi-file Python and TypeScript packages
+(``CROSS_FILE_SDISTS`` and ``CROSS_FILE_NPM``, pinned, fetched by pip and npm into a
+corpus cache of their own; nothing is committed). As in
 CrossCodeEval, a hole is a line that uses a name defined at the top level of another
 file of the same package: the cursor goes just before the name, and the answer is the
 rest of the line. The rest of the line is removed from the document; the lines after
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
 import random
 import re
 import statistics
@@ -37,14 +40,27 @@ from fim.context import Document
 from fim.pipeline import CompletionPipeline
 from fim.workspace import Workspace, WorkspaceSettings
 from fim.workspace.filter import FileFilter
-from fim.workspace.index import WorkspaceIndex
-from harness.replay.jumps import default_corpus_dir, fetch_corpus
+from fim.workspace.index import FileEntry, WorkspaceIndex
+from harness.replay.jumps import PYPI_SDISTS, default_corpus_dir, fetch_corpus
 from harness.report import edit_similarity, fmt_ms, fmt_pct, machine, markdown_table, rate
 from harness.runner import QUALITY_DEFAULTS, BenchError
 
 if TYPE_CHECKING:
     from tree_sitter import Node
 
+#: Pure-Python packages whose modules import each other: ``bench jumps``'s three and six
+#: more, so that the holes are not one project's style.
+CROSS_FILE_SDISTS = (
+    *PYPI_SDISTS,
+    "flask==3.0.3",
+    "jinja2==3.1.4",
+    "werkzeug==3.0.4",
+    "httpx==0.27.2",
+    "markdown-it-py==3.0.0",
+    "rich==13.9.4",
+)
+#: A TypeScript package whose modules import each other (its ``src``).
+CROSS_FILE_NPM = ("rxjs@7.8.1",)
 #: Names shorter than this are too common to say the line needs the other file.
 MIN_NAME_CHARS = 5
 #: Answers shorter than this are mostly punctuation.
@@ -53,7 +69,18 @@ MIN_ANSWER_CHARS = 4
 MAX_HOLES_PER_FILE = 4
 #: Keystrokes typed per hole when the warm cost is measured.
 TYPED_KEYSTROKES = 3
-_SKIPPED_LINE = re.compile(r"^\s*(?:from\s|import\s|def\s|class\s|async\s+def\s|@|#)")
+#: Lines that import or define rather than use: no holes there.
+_SKIPPED_LINE = {
+    "python": re.compile(r"^\s*(?:from\s|import\s|def\s|class\s|async\s+def\s|@|#)"),
+    "typescript": re.compile(
+        r"^\s*(?:import\s|export\s+(?:\*|\{|default\s+)?(?:declare\s+)?(?:abstract\s+)?"
+        r"(?:function|class|interface|type|enum|\{|\*)|function\s|class\s|interface\s|type\s|//|/\*|\*|@)"
+    ),
+}
+#: ``import { a, b as c } from './module'``: the names a TypeScript file takes from its package.
+_TS_NAMED_IMPORT = re.compile(r"""\bimport\s+(?:type\s+)?\{([^}]*)\}\s*from\s*['"](\.[^'"]*)['"]""")
+#: Syntax nodes whose identifiers are not a use of the name in code.
+_NOT_CODE = frozenset(("import_statement", "import_from_statement", "string", "template_string", "comment"))
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,7 @@ class Hole:
     cursor: int
     answer: str
     name: str
+    language: str = "python"
 
     @property
     def id(self) -> str:
@@ -73,7 +101,11 @@ class Hole:
 
 
 def package_roots(source: Path) -> list[Path]:
-    """Folders holding a top-level Python package (the workspace root is their parent)."""
+    """Folders holding a top-level package (the workspace root is their parent).
+
+    A Python package is a folder with ``__init__.py`` under a folder without one; a
+    TypeScript package is the ``src`` folder beside a ``package.json``.
+    """
     roots = set()
     for init in sorted(source.rglob("__init__.py")):
         package = init.parent
@@ -85,12 +117,33 @@ def package_roots(source: Path) -> list[Path]:
             "docs",
         }:
             roots.add(package.parent)
+    for manifest in sorted(source.rglob("package.json")):
+        src = manifest.parent / "src"
+        if "node_modules" not in manifest.parts and src.is_dir() and next(src.rglob("*.ts"), None):
+            roots.add(src)
     return sorted(roots)
+
+
+def _imported_names(entry: FileEntry, packages: set[str]) -> set[str]:
+    """Names the file imports from its own package, as CrossCodeEval's holes use."""
+    if entry.language == "typescript":
+        names = set()
+        for match in _TS_NAMED_IMPORT.finditer(entry.text):
+            for name in match.group(1).split(","):
+                words = name.replace("type ", " ").split()
+                if words:
+                    names.add(words[-1])  # ``a as b`` is used as ``b``
+        return names
+    return {
+        found.parts[-1]
+        for found in entry.imports
+        if found.relative is not None or (found.parts and found.parts[0] in packages)
+    }
 
 
 def holes_in(root: Path) -> list[Hole]:
     """Every line of the package under ``root`` that uses a name another of its files defines."""
-    index = WorkspaceIndex(root, FileFilter(root, ["tests/", "test/", "docs/", "examples/"]))
+    index = WorkspaceIndex(root, FileFilter(root, ["tests/", "test/", "docs/", "examples/", "*.spec.ts"]))
     index.scan()
     entries = index.entries()
     defined_in: dict[str, set[PurePosixPath]] = {}
@@ -101,15 +154,11 @@ def holes_in(root: Path) -> list[Hole]:
     holes = []
     packages = {path.parts[0] for path in entries}
     for path, entry in sorted(entries.items()):
-        if path.suffix != ".py":
+        skipped = _SKIPPED_LINE.get(entry.language)
+        if skipped is None:
             continue
         own = {definition.name for definition in entry.definitions}
-        # Names the file imports from its own package, as CrossCodeEval's holes use.
-        imported = {
-            found.parts[-1]
-            for found in entry.imports
-            if found.relative is not None or (found.parts and found.parts[0] in packages)
-        }
+        imported = _imported_names(entry, packages)
         foreign = {
             name
             for name, paths in defined_in.items()
@@ -118,7 +167,7 @@ def holes_in(root: Path) -> list[Hole]:
         if not foreign:
             continue
         pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, foreign))) + r")\b")
-        tree = languages.parse("python", entry.text.encode("utf-8", "surrogatepass"))
+        tree = languages.parse(entry.language, entry.text.encode("utf-8", "surrogatepass"))
         if tree is None:
             continue
         offset = 0
@@ -127,7 +176,7 @@ def holes_in(root: Path) -> list[Hole]:
             found = pattern.search(content)
             if (
                 found
-                and not _SKIPPED_LINE.match(content)
+                and not skipped.match(content)
                 and _in_code(tree.root_node, entry.text, offset + found.start())
             ):
                 answer = content[found.start() :].rstrip()
@@ -135,7 +184,7 @@ def holes_in(root: Path) -> list[Hole]:
                     cursor = offset + found.start()
                     line_end = offset + len(content)
                     text = entry.text[:cursor] + entry.text[line_end:]
-                    holes.append(Hole(root, path, text, cursor, answer, found.group(1)))
+                    holes.append(Hole(root, path, text, cursor, answer, found.group(1), entry.language))
             offset += len(line)
     return holes
 
@@ -144,27 +193,46 @@ def _in_code(root: Node, text: str, offset: int) -> bool:
     """Whether the name at ``offset`` is an identifier of the code (not a string, comment or import)."""
     start = len(text[:offset].encode("utf-8", "surrogatepass"))
     node: Node | None = root.descendant_for_byte_range(start, start + 1)
-    if node is None or node.type != "identifier":
+    if node is None or node.type not in ("identifier", "type_identifier"):
         return False
     while node is not None:
-        if node.type in ("import_statement", "import_from_statement", "string", "comment"):
+        if node.type in _NOT_CODE:
             return False
         node = node.parent
     return True
 
 
 def select_holes(source: Path, limit: int, seed: int) -> list[Hole]:
-    """Up to ``limit`` holes, a few per file, the same ones for the same seed."""
+    """Up to ``limit`` holes, a few per file, the packages taken in turn, the same ones for the same seed.
+
+    Taking the packages in turn keeps a large package (rich has sixty modules) from
+    being most of a short draw.
+    """
     chooser = random.Random(seed)
-    picked: list[Hole] = []
+    per_package: list[list[Hole]] = []
     for root in package_roots(source):
         by_file: dict[PurePosixPath, list[Hole]] = {}
         for hole in holes_in(root):
             by_file.setdefault(hole.path, []).append(hole)
+        picked: list[Hole] = []
         for holes in by_file.values():
             picked.extend(chooser.sample(holes, min(MAX_HOLES_PER_FILE, len(holes))))
-    chooser.shuffle(picked)
-    return picked[:limit]
+        chooser.shuffle(picked)
+        per_package.append(picked)
+    in_turn = [hole for row in itertools.zip_longest(*per_package) for hole in row if hole is not None]
+    return in_turn[:limit]
+
+
+def typed(hole: Hole, chars: int) -> Hole:
+    """The same hole once the user has typed the name's first ``chars`` characters."""
+    chars = min(chars, len(hole.name) - 1)
+    start = hole.answer[:chars]
+    return dataclasses.replace(
+        hole,
+        text=hole.text[: hole.cursor] + start + hole.text[hole.cursor :],
+        cursor=hole.cursor + chars,
+        answer=hole.answer[chars:],
+    )
 
 
 def first_line(text: str) -> str:
@@ -214,7 +282,7 @@ class Runner:
 
     def complete(self, hole: Hole, with_context: bool) -> dict[str, Any]:
         pipeline = self.pipeline(hole, with_context)
-        document = Document(self.uri(hole, "complete", with_context), hole.text, "python")
+        document = Document(self.uri(hole, "complete", with_context), hole.text, hole.language)
         plan = pipeline.plan(document, hole.cursor)
         started = time.perf_counter()
         generation = pipeline.run(plan, threading.Event())
@@ -231,7 +299,7 @@ class Runner:
     def keystrokes(self, hole: Hole, with_context: bool) -> list[dict[str, float]]:
         """Warm the document as the idle prefill does, then type the answer's first characters."""
         pipeline = self.pipeline(hole, with_context)
-        document = Document(self.uri(hole, "type", with_context), hole.text, "python")
+        document = Document(self.uri(hole, "type", with_context), hole.text, hole.language)
         plan = pipeline.plan(document, hole.cursor)
         pipeline.warm(document, plan.prefix_start, threading.Event(), plan.request.repository)
         costs = []
@@ -265,8 +333,10 @@ def summarize(records: list[dict[str, Any]], condition: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, config: Config, model_path: str) -> dict[str, Any]:
-    corpus = fetch_corpus(args.corpus)
+    corpus = fetch_corpus(args.corpus, CROSS_FILE_SDISTS, CROSS_FILE_NPM)
     holes = select_holes(corpus / "src", args.limit or 60, args.seed)
+    if args.typed_chars:
+        holes = [typed(hole, args.typed_chars) for hole in holes]
     if not holes:
         raise BenchError(f"no cross-file holes in {corpus / 'src'}")
     runner = Runner(config, model_path)
@@ -274,7 +344,12 @@ def run(args: argparse.Namespace, config: Config, model_path: str) -> dict[str, 
     costs: dict[str, list[dict[str, float]]] = {"plain": [], "workspace": []}
     try:
         for number, hole in enumerate(holes, 1):
-            record: dict[str, Any] = {"task_id": hole.id, "name": hole.name, "answer": hole.answer}
+            record: dict[str, Any] = {
+                "task_id": hole.id,
+                "language": hole.language,
+                "name": hole.name,
+                "answer": hole.answer,
+            }
             for with_context in (False, True):
                 record["workspace" if with_context else "plain"] = runner.complete(hole, with_context)
             records.append(record)
@@ -320,6 +395,7 @@ def run(args: argparse.Namespace, config: Config, model_path: str) -> dict[str, 
         "benchmark": "quality-cross-file",
         "corpus": str(corpus),
         "seed": args.seed,
+        "typed_chars": args.typed_chars,
         "workspace_tokens": config.workspace_tokens,
         "model": model_path,
         "figures": figures,
@@ -331,9 +407,18 @@ def run(args: argparse.Namespace, config: Config, model_path: str) -> dict[str, 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--corpus", type=Path, default=default_corpus_dir(), help="where the package sources are fetched"
+        "--corpus",
+        type=Path,
+        default=default_corpus_dir("corpus-cross-file"),
+        help="where the package sources are fetched",
     )
     parser.add_argument("--seed", type=int, default=16, help="which holes are drawn")
+    parser.add_argument(
+        "--typed-chars",
+        type=int,
+        default=0,
+        help="the name's first N characters are typed already (default 0: the cursor is before the name)",
+    )
     parser.add_argument(
         "--keystroke-tasks", type=int, default=5, help="holes on which the warm keystroke cost is measured"
     )

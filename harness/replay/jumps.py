@@ -45,10 +45,10 @@ LOOK_MS = 400
 PAUSE_MS = 2500
 
 
-def default_corpus_dir() -> Path:
+def default_corpus_dir(name: str = "corpus") -> Path:
     from fim.models import cache_dir
 
-    return cache_dir().parent / "corpus"
+    return cache_dir().parent / name
 
 
 def _extract(archive: Path, target: Path) -> None:
@@ -60,17 +60,19 @@ def _extract(archive: Path, target: Path) -> None:
         handle.extractall(target, filter="data")
 
 
-def fetch_corpus(folder: Path) -> Path:
+def fetch_corpus(
+    folder: Path, sdists: tuple[str, ...] = PYPI_SDISTS, npm_packages: tuple[str, ...] = NPM_PACKAGES
+) -> Path:
     """Download the pinned packages' sources into ``folder`` (once) and return it."""
     done = folder / ".complete"
     if done.is_file():
         return folder
     downloads = folder / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    print(f"fetching the jump corpus into {folder} …", file=sys.stderr, flush=True)
+    print(f"fetching the corpus into {folder} …", file=sys.stderr, flush=True)
     pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:"]
-    subprocess.run([*pip, "-d", str(downloads), *PYPI_SDISTS], check=True)
-    for package in NPM_PACKAGES:
+    subprocess.run([*pip, "-d", str(downloads), *sdists], check=True)
+    for package in npm_packages:
         subprocess.run(["npm", "pack", "--silent", package], cwd=downloads, check=True, capture_output=True)
     for archive in sorted(downloads.iterdir()):
         _extract(archive, folder / "src" / archive.name)
