@@ -224,7 +224,7 @@ def select_holes(source: Path, limit: int, seed: int) -> list[Hole]:
 
 
 def typed(hole: Hole, chars: int) -> Hole:
-    """The same hole once the user has typed the name's first ``chars`` characters."""
+    """The hole once the user has typed the name's first ``chars`` characters (all but its last, at most)."""
     chars = min(chars, len(hole.name) - 1)
     start = hole.answer[:chars]
     return dataclasses.replace(
@@ -437,6 +437,8 @@ def main(argv: list[str]) -> int:
     add_options(parser)
     add_common_options(parser)
     args = parser.parse_args(argv)
+    if args.typed_chars < 0:
+        parser.error(f"--typed-chars must be 0 or more, not {args.typed_chars}")
     config, problems = parse({**QUALITY_DEFAULTS, **init_options(args.model, args.init_options)})
     if problems:
         print("; ".join(map(str, problems)), file=sys.stderr)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.quality.crossfile import holes_in, package_roots, select_holes, typed
+import pytest
+
+from harness.quality.crossfile import holes_in, main, package_roots, select_holes, typed
 
 
 def test_holes_are_code_lines_using_an_imported_name_of_another_file(tmp_path: Path) -> None:
@@ -86,3 +88,10 @@ def test_typescript_holes_use_a_name_imported_from_another_module_of_src(tmp_pat
         ("cart.ts", "roundCents", "roundCents(price)).length;", "typescript")
     ]
     assert holes[0].text[: holes[0].cursor].endswith("prices.map((price) => ")
+
+
+def test_a_negative_typed_chars_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--typed-chars", "-2"])
+    assert exited.value.code == 2
+    assert "--typed-chars must be 0 or more, not -2" in capsys.readouterr().err
